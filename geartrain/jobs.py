@@ -1,0 +1,125 @@
+"""Creating jobs and reading them back as Django ``TaskResult`` objects.
+
+The one table that maps geartrain's job statuses to Django's ``TaskResultStatus`` lives
+here. Enqueueing is a plain ``INSERT`` on the caller's connection, so inside
+``transaction.atomic()`` a job commits or rolls back with the caller's own writes. On
+PostgreSQL a statement-level trigger (see the migrations) sends ``NOTIFY`` on commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from geartrain import compat, serialization
+from geartrain.conf import get_settings
+from geartrain.models import Job, JobStatus
+from geartrain.registry import registry
+
+STATUS_TO_DJANGO = {
+    JobStatus.SCHEDULED: compat.TaskResultStatus.READY,
+    JobStatus.READY: compat.TaskResultStatus.READY,
+    JobStatus.RUNNING: compat.TaskResultStatus.RUNNING,
+    JobStatus.SUCCEEDED: compat.TaskResultStatus.SUCCESSFUL,
+    JobStatus.FAILED: compat.TaskResultStatus.FAILED,
+    JobStatus.CANCELLED: compat.TaskResultStatus.FAILED,
+}
+
+Call = tuple[Sequence[Any], Mapping[str, Any]]
+
+
+def unique_key(task_path: str, args: list[Any], kwargs: dict[str, Any]) -> str:
+    """The key that makes two waiting jobs of the same call collide."""
+    text = serialization.canonical([task_path, args, kwargs])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def build_job(
+    task: compat.Task, args: Sequence[Any], kwargs: Mapping[str, Any], *, backend: str
+) -> Job:
+    """An unsaved :class:`Job` for ``task(*args, **kwargs)``, arguments checked."""
+    path = task.module_path
+    norm_args, norm_kwargs = serialization.check_arguments(path, args, kwargs)
+    now = timezone.now()
+    run_after: datetime = task.run_after or now
+    job = Job(
+        task_path=path,
+        backend=backend,
+        queue=task.queue_name,
+        priority=task.priority,
+        args=norm_args,
+        kwargs=norm_kwargs,
+        status=JobStatus.SCHEDULED if run_after > now else JobStatus.READY,
+        run_after=run_after,
+        enqueued_at=now,
+    )
+    if getattr(task, "unique", False):
+        job.unique_key = unique_key(path, norm_args, norm_kwargs)
+    return job
+
+
+def insert(job: Job) -> tuple[Job, bool]:
+    """Save ``job``; for a unique job that collides, return the waiting one.
+
+    Returns ``(job, created)``. The insert runs in a savepoint so that a collision does
+    not break the caller's transaction.
+    """
+    using = get_settings().DATABASE
+    if job.unique_key is None:
+        job.save(force_insert=True, using=using)
+        return job, True
+    for _ in range(10):
+        try:
+            with transaction.atomic(using=using):
+                job.save(force_insert=True, using=using)
+            return job, True
+        except IntegrityError:
+            existing = Job.objects.using(using).filter(unique_key=job.unique_key).first()
+            if existing is not None:
+                return existing, False
+            # The waiting job started between our insert and our read: try again.
+            job.pk = None
+    raise RuntimeError(f"Could not enqueue unique job key={job.unique_key}")
+
+
+def bulk_insert(task: compat.Task, calls: Iterable[Call], *, backend: str) -> list[Job]:
+    """Insert one job per call in as few statements as the database allows."""
+    jobs = [build_job(task, args, kwargs, backend=backend) for args, kwargs in calls]
+    if getattr(task, "unique", False):
+        return [insert(job)[0] for job in jobs]
+    using = get_settings().DATABASE
+    return Job.objects.using(using).bulk_create(jobs, batch_size=2000)
+
+
+def to_task_result(job: Job, task: compat.Task | None = None) -> compat.TaskResult:
+    """Django's view of ``job``."""
+    task = task if task is not None else registry.get(job.task_path)
+    worker_ids = job.worker_ids
+    if job.status == JobStatus.RUNNING and job.lease_owner:
+        worker_ids.append(job.lease_owner)
+    result = compat.TaskResult(
+        task=task,
+        id=str(job.pk),
+        status=STATUS_TO_DJANGO[JobStatus(job.status)],
+        enqueued_at=job.enqueued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        last_attempted_at=job.last_attempted_at,
+        args=job.args,
+        kwargs=job.kwargs,
+        backend=job.backend,
+        errors=[
+            compat.TaskError(
+                exception_class_path=e["error_class"], traceback=e.get("traceback", "")
+            )
+            for e in job.errors
+        ],
+        worker_ids=worker_ids,
+    )
+    object.__setattr__(result, "_return_value", job.return_value)
+    return result

@@ -1,0 +1,38 @@
+"""``python manage.py geartrain <subcommand>``: one command, thin subcommands.
+
+Each subcommand lives in :mod:`geartrain.management.subcommands` and calls a service.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+SUBCOMMANDS = {
+    "worker": "Run a worker: a supervisor and its child processes.",
+    "status": "Show jobs by queue and status, live workers, the oldest ready job.",
+    "stale": "List running jobs whose lease expired and ready jobs nobody picked up.",
+    "retry": "Enqueue finished jobs again from their stored call.",
+    "prune": "Delete finished jobs older than a given age, in batches.",
+}
+
+
+class Command(BaseCommand):
+    help = "geartrain: background work for Django."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="subcommand", metavar="subcommand")
+        sub.required = True
+        for name, summary in SUBCOMMANDS.items():
+            module = importlib.import_module(f"geartrain.management.subcommands.{name}")
+            subparser = sub.add_parser(name, help=summary, description=summary)
+            module.add_arguments(subparser)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        name = options["subcommand"]
+        module = importlib.import_module(f"geartrain.management.subcommands.{name}")
+        code = module.handle(self, options)
+        if code:
+            raise CommandError(f"geartrain {name} failed.", returncode=int(code))

@@ -1,0 +1,187 @@
+"""What every claim strategy shares: acknowledgements, releases, lease renewal.
+
+A *lease* is a claimed job's reservation: ``lease_owner`` (the worker child's id) and
+``lease_expires_at``. Every write a worker makes to a claimed job is guarded by
+``status = 'running' AND lease_owner = <me>``, so a worker whose lease was taken away
+(after it was presumed dead) can never overwrite the job's newer state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+from django.db import connections
+from django.db.models import Case, F, Min, Value, When
+from django.utils import timezone
+
+from geartrain.models import Job, JobStatus
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SuccessAck:
+    """A finished, successful job waiting to be written in a batch."""
+
+    job_id: int
+    finished_at: datetime
+    return_value: Any
+    attempt_log: list[dict[str, Any]]
+
+
+class ClaimStrategy:
+    """Base of the per-vendor strategies; subclasses implement :meth:`claim_ids`."""
+
+    vendor: ClassVar[str] = ""
+    supports_notify: ClassVar[bool] = False
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+        self.table = Job._meta.db_table
+
+    @property
+    def connection(self) -> Any:
+        return connections[self.alias]
+
+    def claim_ids(
+        self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
+    ) -> list[int]:
+        """Mark up to ``limit`` ready jobs running for ``owner``; return their ids."""
+        raise NotImplementedError
+
+    def claim(
+        self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
+    ) -> list[Job]:
+        """Claim up to ``limit`` jobs, in claim order (priority, then oldest)."""
+        ids = self.claim_ids(queues, limit, owner, lease_seconds)
+        if not ids:
+            return []
+        found = {j.pk: j for j in Job.objects.using(self.alias).filter(pk__in=ids)}
+        return [found[i] for i in ids if i in found]
+
+    # Shared SQL fragments -------------------------------------------------------
+
+    def _set_claimed_sql(self) -> str:
+        """The SET clause of a claim; params: owner, lease_expires_at, now, now."""
+        return (
+            "status = 'running', lease_owner = %s, lease_expires_at = %s, "
+            "attempts = attempts + 1, last_attempted_at = %s, "
+            "started_at = COALESCE(started_at, %s), unique_key = NULL"
+        )
+
+    def _ready_sql(self, queues: Sequence[str]) -> tuple[str, list[Any]]:
+        """WHERE and ORDER BY of the ready jobs of ``queues``."""
+        marks = ", ".join(["%s"] * len(queues))
+        sql = (
+            f"status = 'ready' AND queue IN ({marks}) "
+            "ORDER BY priority DESC, run_after, id"
+        )
+        return sql, list(queues)
+
+    def _times(self, lease_seconds: float) -> tuple[Any, Any]:
+        now = timezone.now()
+        ops = self.connection.ops
+        expires = now + timedelta(seconds=lease_seconds)
+        return (
+            ops.adapt_datetimefield_value(now),
+            ops.adapt_datetimefield_value(expires),
+        )
+
+    def _json(self, field: str, value: Any) -> Any:
+        return Job._meta.get_field(field).get_db_prep_value(
+            value, self.connection, prepared=False
+        )
+
+    # Writes after a claim ---------------------------------------------------------
+
+    def ack_successes(self, owner: str, acks: Sequence[SuccessAck]) -> int:
+        """Record many successes in one round trip; returns rows written."""
+        if not acks:
+            return 0
+        ops = self.connection.ops
+        sql = (
+            f"UPDATE {self.table} SET status = 'succeeded', finished_at = %s, "
+            "return_value = %s, attempt_log = %s, lease_owner = NULL, "
+            "lease_expires_at = NULL "
+            "WHERE id = %s AND lease_owner = %s AND status = 'running'"
+        )
+        params = [
+            (
+                ops.adapt_datetimefield_value(a.finished_at),
+                self._json("return_value", a.return_value),
+                self._json("attempt_log", a.attempt_log),
+                a.job_id,
+                owner,
+            )
+            for a in acks
+        ]
+        with self.connection.cursor() as cursor:
+            cursor.executemany(sql, params)
+            count = cursor.rowcount
+        return int(count) if count is not None and count >= 0 else len(acks)
+
+    def finish(self, job_id: int, owner: str | None, **fields: Any) -> bool:
+        """Write ``fields`` to a running job still leased by ``owner``."""
+        qs = Job.objects.using(self.alias).filter(pk=job_id, status=JobStatus.RUNNING)
+        if owner is not None:
+            qs = qs.filter(lease_owner=owner)
+        fields.setdefault("lease_owner", None)
+        fields.setdefault("lease_expires_at", None)
+        return qs.update(**fields) == 1
+
+    def release(self, owner: str, job_ids: Sequence[int] | None = None) -> int:
+        """Return claimed but unstarted jobs to ``ready``, undoing their attempt."""
+        qs = Job.objects.using(self.alias).filter(
+            status=JobStatus.RUNNING, lease_owner=owner
+        )
+        if job_ids is not None:
+            if not job_ids:
+                return 0
+            qs = qs.filter(pk__in=list(job_ids))
+        return qs.update(
+            status=JobStatus.READY,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempts=F("attempts") - 1,
+            started_at=Case(
+                When(attempts=1, then=Value(None)), default=F("started_at")
+            ),
+        )
+
+    def renew(self, owner_prefix: str, lease_seconds: float) -> int:
+        """Extend the leases of every running job whose owner starts with the prefix."""
+        expires = timezone.now() + timedelta(seconds=lease_seconds)
+        return (
+            Job.objects.using(self.alias)
+            .filter(status=JobStatus.RUNNING, lease_owner__startswith=owner_prefix)
+            .update(lease_expires_at=expires)
+        )
+
+    def promote_due(self) -> int:
+        """Turn scheduled jobs whose time has come into ready jobs."""
+        return (
+            Job.objects.using(self.alias)
+            .filter(status=JobStatus.SCHEDULED, run_after__lte=timezone.now())
+            .update(status=JobStatus.READY)
+        )
+
+    def next_due(self) -> datetime | None:
+        """When the earliest scheduled job becomes due, if any."""
+        value: datetime | None = (
+            Job.objects.using(self.alias)
+            .filter(status=JobStatus.SCHEDULED)
+            .aggregate(m=Min("run_after"))["m"]
+        )
+        return value
+
+    # Waiting -------------------------------------------------------------------
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Block up to ``timeout`` seconds or until new work may be available."""
+        if timeout > 0:
+            time.sleep(timeout)
+
+    def close(self) -> None:
+        """Release resources held for waiting (LISTEN connections)."""

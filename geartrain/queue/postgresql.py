@@ -1,0 +1,85 @@
+"""PostgreSQL: one ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) RETURNING``.
+
+Relies on ``FOR UPDATE SKIP LOCKED`` (PostgreSQL 9.5+): concurrent workers each lock a
+different set of ready rows and never wait for one another. The whole claim is one
+statement and one round trip in autocommit mode.
+
+Workers wake on ``LISTEN geartrain_job``: a statement-level trigger on the job table
+(created by migration 0002) calls ``pg_notify`` after inserts, and PostgreSQL delivers it
+when the inserting transaction commits (so a rolled-back enqueue wakes nobody).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from django.db import connections
+
+from geartrain.queue.base import ClaimStrategy
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "geartrain_job"
+
+
+class PostgreSQLStrategy(ClaimStrategy):
+    """Claims with SKIP LOCKED and waits with LISTEN/NOTIFY."""
+
+    vendor: ClassVar[str] = "postgresql"
+    supports_notify: ClassVar[bool] = True
+
+    def __init__(self, alias: str) -> None:
+        super().__init__(alias)
+        self._listener: Any = None
+
+    def claim_ids(
+        self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
+    ) -> list[int]:
+        now, expires = self._times(lease_seconds)
+        where, qparams = self._ready_sql(queues)
+        sql = (
+            f"UPDATE {self.table} SET {self._set_claimed_sql()} "
+            f"WHERE id IN (SELECT id FROM {self.table} WHERE {where} "
+            "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, priority, run_after"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [owner, expires, now, now, *qparams, limit])
+            rows = cursor.fetchall()
+        rows.sort(key=lambda r: (-r[1], r[2], r[0]))
+        return [int(r[0]) for r in rows]
+
+    def _listen(self) -> Any:
+        if self._listener is None:
+            wrapper = connections.create_connection(self.alias)
+            wrapper.ensure_connection()
+            raw = wrapper.connection
+            raw.autocommit = True
+            raw.execute(f"LISTEN {CHANNEL}")
+            self._listener = wrapper
+        return self._listener.connection
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until a NOTIFY arrives or ``timeout`` passes."""
+        if timeout <= 0:
+            return
+        try:
+            raw = self._listen()
+            for _ in raw.notifies(timeout=timeout, stop_after=1):
+                break
+            # Swallow the burst of notifications that arrived meanwhile.
+            for _ in raw.notifies(timeout=0.0):
+                pass
+        except Exception:
+            logger.warning("LISTEN connection failed; falling back to polling")
+            self.close()
+            super().wait_for_work(min(timeout, 1.0))
+
+    def close(self) -> None:
+        if self._listener is not None:
+            try:
+                self._listener.close()
+            except Exception:
+                logger.debug("Closing the LISTEN connection failed", exc_info=True)
+            self._listener = None

@@ -1,0 +1,152 @@
+"""geartrain's task class and decorator.
+
+``GeartrainTask`` is Django's ``Task`` plus per-task policy: retries, back-off, postpones,
+timeout and uniqueness. On Django 6.1 (and with the django-tasks backport) ``@task(...)``
+passes extra keyword arguments to the backend's ``task_class``, so::
+
+    from django.tasks import task
+
+    @task(max_attempts=5, backoff="exponential", timeout=60)
+    def send_invoice(invoice_id: int) -> None: ...
+
+works unchanged. :func:`geartrain.task` is the same decorator for every supported Django
+version, and the one to use on Django 6.0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, overload
+
+from django.utils.module_loading import import_string
+
+from geartrain import compat
+from geartrain.conf import get_settings
+from geartrain.retry import RetryPolicy
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class GeartrainTask(compat.Task):  # type: ignore[misc]
+    """A Django task with geartrain's per-task options (``None`` = the setting)."""
+
+    max_attempts: int | None = None
+    """Attempts before the job fails; default ``GEARTRAIN['MAX_ATTEMPTS']``."""
+    retry_on: tuple[type[BaseException] | str, ...] | None = None
+    """Exception classes or dotted paths that are retried."""
+    backoff: str | None = None
+    """``constant``, ``incremental`` or ``exponential``."""
+    retry_delay: float | None = None
+    """Base delay between attempts in seconds."""
+    max_retry_delay: float | None = None
+    """Cap of the delay between attempts in seconds."""
+    retry_jitter: bool | None = None
+    """Whether retry delays are spread randomly."""
+    max_postpones: int | None = None
+    """How often the task may postpone itself; default ``GEARTRAIN['MAX_POSTPONES']``."""
+    timeout: float | None = None
+    """Hard time limit in seconds; the worker child running it is ended past it."""
+    unique: bool = False
+    """While a job with the same arguments waits, enqueueing returns that job."""
+
+
+_policies: dict[tuple[str, int], RetryPolicy] = {}
+
+
+def retry_policy(task: compat.Task) -> RetryPolicy:
+    """The effective :class:`RetryPolicy` of ``task`` (settings fill the gaps)."""
+    key = (task.module_path, id(task))
+    cached = _policies.get(key)
+    if cached is not None:
+        return cached
+    conf = get_settings()
+    opts = task if isinstance(task, GeartrainTask) else None
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(opts, name, None) if opts is not None else None
+        return default if value is None else value
+
+    retry_on = tuple(
+        import_string(c) if isinstance(c, str) else c
+        for c in pick("retry_on", conf.RETRY_ON)
+    )
+    policy = RetryPolicy(
+        max_attempts=pick("max_attempts", conf.MAX_ATTEMPTS),
+        retry_on=retry_on,
+        backoff=pick("backoff", conf.BACKOFF),
+        delay=float(pick("retry_delay", conf.RETRY_DELAY)),
+        max_delay=float(pick("max_retry_delay", conf.MAX_RETRY_DELAY)),
+        jitter=pick("retry_jitter", conf.RETRY_JITTER),
+    )
+    _policies[key] = policy
+    return policy
+
+
+def clear_policy_cache(**kwargs: Any) -> None:
+    """Forget computed policies (``setting_changed`` receiver)."""
+    _policies.clear()
+
+
+def max_postpones(task: compat.Task) -> int | None:
+    """The postpone limit of ``task`` (``None`` = unlimited)."""
+    value = getattr(task, "max_postpones", None)
+    return get_settings().MAX_POSTPONES if value is None else int(value)
+
+
+def timeout(task: compat.Task) -> float | None:
+    """The hard time limit of ``task`` in seconds, or ``None``."""
+    value = getattr(task, "timeout", None)
+    return get_settings().TIMEOUT if value is None else float(value)
+
+
+@overload
+def task(function: Callable[..., Any], /) -> GeartrainTask: ...
+
+
+@overload
+def task(
+    *,
+    priority: int = ...,
+    queue_name: str = ...,
+    backend: str = ...,
+    takes_context: bool = ...,
+    **options: Any,
+) -> Callable[[Callable[..., Any]], GeartrainTask]: ...
+
+
+def task(
+    function: Callable[..., Any] | None = None,
+    /,
+    *,
+    priority: int = compat.DEFAULT_TASK_PRIORITY,
+    queue_name: str = compat.DEFAULT_TASK_QUEUE_NAME,
+    backend: str = compat.DEFAULT_TASK_BACKEND_ALIAS,
+    takes_context: bool = False,
+    **options: Any,
+) -> GeartrainTask | Callable[[Callable[..., Any]], GeartrainTask]:
+    """Make ``function`` a task run by geartrain, with optional per-task policy.
+
+    Accepts Django's ``@task`` arguments plus the fields of :class:`GeartrainTask`.
+    """
+
+    def wrapper(func: Callable[..., Any]) -> GeartrainTask:
+        task_class = compat.task_backends[backend].task_class
+        if options and not issubclass(task_class, GeartrainTask):
+            raise TypeError(
+                f"Task backend {backend!r} is not geartrain's, so it does not take the "
+                f"options {', '.join(sorted(options))}. Set TASKS[{backend!r}]"
+                f"['BACKEND'] to 'geartrain.backends.DatabaseBackend'."
+            )
+        created: GeartrainTask = task_class(
+            func=func,
+            priority=priority,
+            queue_name=queue_name,
+            backend=backend,
+            takes_context=takes_context,
+            **options,
+        )
+        return created
+
+    if function is not None:
+        return wrapper(function)
+    return wrapper

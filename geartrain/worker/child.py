@@ -1,0 +1,258 @@
+"""A worker child: claims jobs in batches, runs them one at a time, records outcomes.
+
+Batches adapt to the jobs: a child starts by claiming one job, grows the batch while jobs
+are short (up to ``CLAIM_BATCH_SIZE``) and shrinks it when they are long. Jobs that were
+claimed but not started go back to the queue when a batch runs long, on shutdown and on
+recycling, so a slow job never holds other jobs hostage for more than ``SLOW_BATCH``.
+
+Successes are written in one batched statement per claimed batch; errors, postpones and
+anything else are written at once. If the database goes away, unwritten outcomes stay in
+memory and are written after the connection comes back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import Error as DatabaseError
+from django.db import close_old_connections, connections
+
+from geartrain import compat, jobs
+from geartrain.conf import Settings
+from geartrain.exceptions import UnknownTask
+from geartrain.models import Job, JobStatus
+from geartrain.queue import SuccessAck, get_strategy
+from geartrain.registry import registry
+from geartrain.tasks import timeout as task_timeout
+from geartrain.worker import outcomes
+from geartrain.worker.executor import Outcome, execute
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_RECYCLE = 3
+SLOW_BATCH = 0.5  # seconds after which unstarted jobs of a batch are given back
+TARGET_BATCH = 0.1  # seconds of work a batch aims for
+
+
+class Child:
+    """The loop of one worker child process."""
+
+    def __init__(
+        self,
+        *,
+        worker_id: str,
+        queues: Sequence[str],
+        slot: Any,
+        conf: Settings,
+        burst: bool = False,
+        max_jobs: int | None = None,
+    ) -> None:
+        self.worker_id = worker_id
+        self.queues = list(queues)
+        self.slot = slot
+        self.conf = conf
+        self.burst = burst
+        self.max_jobs = max_jobs
+        self.owner = f"{worker_id}/{os.getpid()}"
+        self.parent_pid = os.getppid()
+        self.stopping = False
+        self.done = 0
+        self.batch = 1
+        self.acks: list[SuccessAck] = []
+        self.finishes: list[tuple[int, dict[str, Any]]] = []
+        self.signals: list[tuple[Job, dict[str, Any]]] = []
+        self.needs_recovery = False
+        self.next_promote = 0.0
+        self.strategy = get_strategy(conf.DATABASE)
+
+    def _on_term(self, signum: int, frame: Any) -> None:
+        self.stopping = True
+
+    def run(self) -> int:
+        """Serve until stopped, recycled, orphaned or (``--burst``) out of work."""
+        signal.signal(signal.SIGTERM, self._on_term)
+        # Ctrl-C reaches the whole process group; the supervisor decides for us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        failures = 0
+        try:
+            while not self.stopping and not self._recycle_due():
+                if os.getppid() != self.parent_pid:
+                    logger.warning("Worker child owner=%s orphaned, exiting", self.owner)
+                    break
+                try:
+                    claimed = self._cycle()
+                    failures = 0
+                except DatabaseError:
+                    failures += 1
+                    self._on_database_error(failures)
+                    continue
+                if claimed == 0:
+                    if self.burst:
+                        break
+                    self.strategy.wait_for_work(self.conf.POLL_INTERVAL)
+            self._final_flush()
+        finally:
+            self.strategy.close()
+            connections.close_all()
+        return EXIT_RECYCLE if self._recycle_due() else EXIT_OK
+
+    def _recycle_due(self) -> bool:
+        return self.max_jobs is not None and self.done >= self.max_jobs
+
+    def _on_database_error(self, failures: int) -> None:
+        logger.warning(
+            "Database error in worker child owner=%s attempt=%s; reconnecting",
+            self.owner,
+            failures,
+            exc_info=True,
+        )
+        self.needs_recovery = True
+        for conn in connections.all():
+            conn.close_if_unusable_or_obsolete()
+            try:
+                conn.close()
+            except DatabaseError:
+                logger.debug("Closing a broken connection failed", exc_info=True)
+        self.strategy.close()
+        time.sleep(min(5.0, 0.1 * 2**failures))
+
+    def _final_flush(self) -> None:
+        for _ in range(50):
+            try:
+                self._flush()
+                return
+            except DatabaseError:
+                logger.warning("Could not write outcomes on exit; retrying")
+                connections.close_all()
+                time.sleep(0.2)
+
+    def _cycle(self) -> int:
+        close_old_connections()
+        self._flush()
+        if self.needs_recovery:
+            # Jobs claimed by a statement whose answer was lost: give them back.
+            self.strategy.release(self.owner)
+            self.needs_recovery = False
+        now = time.monotonic()
+        if now >= self.next_promote:
+            self.strategy.promote_due()
+            self.next_promote = now + self.conf.POLL_INTERVAL
+        limit = self.batch
+        if self.max_jobs is not None:
+            limit = max(1, min(limit, self.max_jobs - self.done))
+        claimed = self.strategy.claim(
+            self.queues, limit, self.owner, self.conf.LEASE_SECONDS
+        )
+        if claimed:
+            self._run_batch(claimed)
+        return len(claimed)
+
+    def _run_batch(self, batch: list[Job]) -> None:
+        started = time.monotonic()
+        ran = 0
+        for index, job in enumerate(batch):
+            late = index > 0 and time.monotonic() - started > SLOW_BATCH
+            if self.stopping or late or self._recycle_due():
+                self.strategy.release(self.owner, [j.pk for j in batch[index:]])
+                break
+            self._run_one(job)
+            ran += 1
+        self._flush()
+        self._adapt(ran, time.monotonic() - started)
+
+    def _adapt(self, ran: int, elapsed: float) -> None:
+        if ran == 0:
+            return
+        per_job = elapsed / ran
+        if per_job <= 0:
+            wanted = self.conf.CLAIM_BATCH_SIZE
+        else:
+            wanted = int(TARGET_BATCH / per_job)
+        self.batch = max(1, min(self.conf.CLAIM_BATCH_SIZE, wanted, self.batch * 2))
+
+    def _run_one(self, job: Job) -> None:
+        try:
+            task = registry.get(job.task_path)
+            limit = task_timeout(task)
+            result = jobs.to_task_result(job, task)
+        except UnknownTask:
+            limit, result = None, None
+        self.slot[0] = float(job.pk)
+        self.slot[1] = time.time() + limit if limit else 0.0
+        if result is not None:
+            compat.task_started.send(type(result.task.get_backend()), task_result=result)
+        outcome = execute(job, result)
+        self.slot[1] = 0.0
+        self.slot[0] = 0.0
+        self.done += 1
+        self._record(job, outcome)
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        now = outcome.finished_at
+        if outcome.kind == "succeeded":
+            entry = outcomes.log_entry(job, self.owner, outcome.started_at, now)
+            log = [*job.attempt_log, entry]
+            self.acks.append(SuccessAck(job.pk, now, outcome.return_value, log))
+            fields: dict[str, Any] = {
+                "status": JobStatus.SUCCEEDED,
+                "finished_at": now,
+                "return_value": outcome.return_value,
+                "attempt_log": log,
+            }
+        elif outcome.kind == "postpone":
+            fields = outcomes.after_postpone(
+                job, outcome.postpone_seconds, self.owner, now
+            )
+            self.finishes.append((job.pk, fields))
+        else:
+            entry = outcomes.log_entry(
+                job,
+                self.owner,
+                outcome.started_at,
+                now,
+                error_class=outcome.error_class,
+                message=outcome.message,
+                traceback=outcome.traceback,
+            )
+            fields = outcomes.after_error(job, entry, outcome.error, now)
+            self.finishes.append((job.pk, fields))
+        if outcomes.django_status(fields) is not None:
+            self.signals.append((job, fields))
+
+    def _flush(self) -> None:
+        if self.acks:
+            self.strategy.ack_successes(self.owner, self.acks)
+            self.acks = []
+        while self.finishes:
+            job_id, fields = self.finishes[0]
+            if not self.strategy.finish(job_id, self.owner, **fields):
+                logger.warning(
+                    "Outcome of job id=%s discarded: its lease was taken away", job_id
+                )
+            self.finishes.pop(0)
+        signals, self.signals = self.signals, []
+        for job, fields in signals:
+            _send_finished(job, fields)
+
+
+def _send_finished(job: Job, fields: dict[str, Any]) -> None:
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.lease_owner = None
+    try:
+        result = jobs.to_task_result(job)
+    except UnknownTask:
+        return
+    try:
+        compat.task_finished.send(type(result.task.get_backend()), task_result=result)
+    except Exception:
+        logger.exception("A task_finished receiver failed for job id=%s", job.pk)
+
+
+__all__ = ["EXIT_OK", "EXIT_RECYCLE", "Child"]

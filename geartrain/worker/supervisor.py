@@ -1,0 +1,264 @@
+"""The worker supervisor: starts N children, replaces dead ones, stops gracefully.
+
+It never runs user code. Besides watching children it renews their leases (heartbeat),
+runs the reaper, and ends a child whose job outlives its timeout.
+
+Signals: the first SIGTERM/SIGINT stops claiming, lets running jobs finish within the
+shutdown timeout (children give back claimed but unstarted jobs) and exits 0. A second
+signal kills the children at once and exits 1; their jobs are returned immediately.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import wait
+from typing import Any
+
+from django.db import Error as DatabaseError
+from django.db import connections
+
+from geartrain.conf import Settings
+from geartrain.worker import lifecycle
+from geartrain.worker.child import EXIT_OK, EXIT_RECYCLE, Child
+
+logger = logging.getLogger(__name__)
+
+_mp = multiprocessing.get_context("fork")
+
+
+@dataclasses.dataclass(slots=True)
+class ChildHandle:
+    """The supervisor's view of one child."""
+
+    process: Any
+    slot: Any
+    timed_out_job: int = 0
+
+    @property
+    def owner(self) -> str:
+        return f"{self.process.name}/{self.process.pid}"
+
+
+def _child_main(
+    worker_id: str,
+    queues: Sequence[str],
+    slot: Any,
+    conf: Settings,
+    burst: bool,
+    max_jobs: int | None,
+) -> None:
+    child = Child(
+        worker_id=worker_id,
+        queues=queues,
+        slot=slot,
+        conf=conf,
+        burst=burst,
+        max_jobs=max_jobs,
+    )
+    raise SystemExit(child.run())
+
+
+class Supervisor:
+    """Runs ``concurrency`` children serving ``queues``."""
+
+    def __init__(
+        self,
+        *,
+        queues: Sequence[str],
+        concurrency: int,
+        conf: Settings,
+        burst: bool = False,
+        max_jobs_per_child: int | None = None,
+        shutdown_timeout: float | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.queues = list(queues)
+        self.concurrency = concurrency
+        self.conf = conf
+        self.burst = burst
+        self.max_jobs = max_jobs_per_child
+        self.shutdown_timeout = (
+            conf.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
+        )
+        self.worker_id = worker_id or lifecycle.new_worker_id()
+        self.children: list[ChildHandle] = []
+        self.stopping = False
+        self.forced = False
+        self.stop_deadline = 0.0
+        self._next: dict[str, float] = {}
+        self.unrecovered: list[tuple[ChildHandle, int]] = []
+
+    # Signals ---------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if not self.stopping:
+            logger.info(
+                "Worker %s stopping: finishing running jobs (up to %ss)",
+                self.worker_id,
+                self.shutdown_timeout,
+            )
+            self.stopping = True
+            self.stop_deadline = time.monotonic() + self.shutdown_timeout
+            self._signal_children(signal.SIGTERM)
+        else:
+            logger.warning("Worker %s forced to stop", self.worker_id)
+            self.forced = True
+            self._signal_children(signal.SIGKILL)
+
+    def _signal_children(self, signum: int) -> None:
+        for handle in self.children:
+            if handle.process.is_alive() and handle.process.pid:
+                try:
+                    os.kill(handle.process.pid, signum)
+                except ProcessLookupError:
+                    pass
+
+    # Main loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until stopped (or, with ``burst``, until no ready job is left)."""
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        lifecycle.register(self.worker_id, self.queues, self.concurrency, self.conf)
+        logger.info(
+            "Worker %s started queues=%s concurrency=%s",
+            self.worker_id,
+            ",".join(self.queues),
+            self.concurrency,
+        )
+        for _ in range(self.concurrency):
+            self._spawn()
+        while self.children or self.unrecovered:
+            if not self.children:
+                self._retry_recoveries()
+                time.sleep(0.5)
+                continue
+            sentinels = [h.process.sentinel for h in self.children]
+            wait(sentinels, timeout=0.1)
+            self._collect_exited()
+            self._enforce_timeouts()
+            self._periodic()
+            if self.stopping and time.monotonic() > self.stop_deadline:
+                self._signal_children(signal.SIGKILL)
+        self._safely(lifecycle.unregister, self.worker_id, self.conf)
+        connections.close_all()
+        logger.info("Worker %s stopped", self.worker_id)
+        return 1 if self.forced else 0
+
+    def _spawn(self) -> None:
+        # Children must not share the supervisor's database connections.
+        connections.close_all()
+        slot = _mp.RawArray("d", 2)
+        process = _mp.Process(
+            target=_child_main,
+            name=self.worker_id,
+            args=(self.worker_id, self.queues, slot, self.conf, self.burst, self.max_jobs),
+            daemon=False,
+        )
+        process.start()
+        self.children.append(ChildHandle(process=process, slot=slot))
+
+    def _collect_exited(self) -> None:
+        for handle in list(self.children):
+            if handle.process.exitcode is None:
+                continue
+            self.children.remove(handle)
+            code = handle.process.exitcode
+            self.unrecovered.append((handle, code))
+            if self._should_respawn(code):
+                self._spawn()
+        self._retry_recoveries()
+
+    def _retry_recoveries(self) -> None:
+        """Recover dead children's jobs; kept for later while the database is down."""
+        while self.unrecovered:
+            handle, code = self.unrecovered[0]
+            if self._safely(self._recover, handle, code) is False:
+                return
+            self.unrecovered.pop(0)
+
+    def _should_respawn(self, code: int) -> bool:
+        if self.stopping or self.forced:
+            return False
+        if self.burst:
+            return code not in (EXIT_OK,)
+        return True
+
+    def _recover(self, handle: ChildHandle, code: int) -> bool:
+        running = int(handle.slot[0])
+        if handle.timed_out_job:
+            reason = (
+                f"Job {handle.timed_out_job} exceeded its timeout; worker child "
+                f"{handle.process.pid} was ended."
+            )
+            lifecycle.recover_child_jobs(
+                handle.owner,
+                handle.timed_out_job,
+                reason=reason,
+                error_class="geartrain.exceptions.JobTimeout",
+                conf=self.conf,
+            )
+            return True
+        if code not in (EXIT_OK, EXIT_RECYCLE):
+            logger.error(
+                "Worker child pid=%s exited with code %s", handle.process.pid, code
+            )
+        reason = (
+            f"Worker child {handle.process.pid} exited with code {code} while running "
+            f"the job."
+        )
+        lifecycle.recover_child_jobs(
+            handle.owner,
+            running or None,
+            reason=reason,
+            error_class="geartrain.exceptions.WorkerLost",
+            conf=self.conf,
+        )
+        return True
+
+    def _enforce_timeouts(self) -> None:
+        now = time.time()
+        for handle in self.children:
+            deadline = handle.slot[1]
+            if deadline and now > deadline and not handle.timed_out_job:
+                handle.timed_out_job = int(handle.slot[0])
+                logger.error(
+                    "Job id=%s exceeded its timeout; killing child pid=%s",
+                    handle.timed_out_job,
+                    handle.process.pid,
+                )
+                try:
+                    os.kill(handle.process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def _due(self, name: str, interval: float) -> bool:
+        now = time.monotonic()
+        if now >= self._next.get(name, 0.0):
+            self._next[name] = now + interval
+            return True
+        return False
+
+    def _periodic(self) -> None:
+        if self._due("heartbeat", self.conf.HEARTBEAT_INTERVAL):
+            self._safely(
+                lifecycle.heartbeat, self.worker_id, self.conf, stopping=self.stopping
+            )
+        if not self.stopping and self._due("reap", self.conf.REAP_INTERVAL):
+            self._safely(lifecycle.reap_expired, self.conf)
+            self._safely(lifecycle.forget_dead_workers, self.conf)
+
+    def _safely(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a bookkeeping step; a database outage is logged, not fatal."""
+        try:
+            return func(*args, **kwargs)
+        except DatabaseError:
+            logger.warning("Database error in %s; will retry", func.__name__, exc_info=True)
+            connections.close_all()
+            return False
