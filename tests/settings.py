@@ -69,7 +69,7 @@ elif DB == "mysql":
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.mysql",
-            "NAME": "test",
+            "NAME": os.environ.get("GEARTRAIN_MYSQL_NAME", "test"),
             "USER": "root",
             "HOST": "127.0.0.1",
             "PORT": "3306",

@@ -50,6 +50,7 @@ def record(key: str) -> str:
 
 @task
 def sleep_then_record(key: str, seconds: float) -> str:
+    _mark("started", key)
     time.sleep(seconds)
     _mark("record", key)
     return key

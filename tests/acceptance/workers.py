@@ -1,0 +1,110 @@
+"""Start real ``geartrain worker`` processes against the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import psutil
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env(marks: Path) -> dict[str, str]:
+    """Environment that points a subprocess at the database the tests use."""
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["PYTHONPATH"] = str(ROOT)
+    env["GEARTRAIN_MARKS"] = str(marks)
+    name = str(connection.settings_dict["NAME"])
+    env["GEARTRAIN_PG_NAME"] = name
+    env["GEARTRAIN_MYSQL_NAME"] = name
+    env["GEARTRAIN_SQLITE_FILE"] = name
+    return env
+
+
+class WorkerProcess:
+    """A worker supervisor started as a subprocess in its own process group."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        cmd = [sys.executable, "-m", "django", "geartrain", "worker", *args]
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def children(self) -> list[psutil.Process]:
+        with suppress(psutil.NoSuchProcess):
+            return psutil.Process(self.pid).children()
+        return []
+
+    def wait_for_children(self, count: int, timeout: float = 20.0) -> list[psutil.Process]:
+        wait_until(lambda: len(self.children()) >= count, timeout, "worker children")
+        return self.children()
+
+    def signal(self, signum: int) -> None:
+        os.kill(self.pid, signum)
+
+    def kill_group(self) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float = 60.0) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill_group()
+            raise
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return ""
+        return self.proc.stderr.read().decode(errors="replace")
+
+
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
+
+
+class WorkerFactory:
+    """Starts workers and cleans them up at the end of the test."""
+
+    def __init__(self, marks: Path) -> None:
+        self.marks = marks
+        self.started: list[WorkerProcess] = []
+
+    def __call__(self, *args: str) -> WorkerProcess:
+        # Make sure the subprocess sees everything this test committed.
+        connection.close()
+        worker = WorkerProcess(list(args), worker_env(self.marks))
+        self.started.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.started:
+            worker.kill_group()
+            with suppress(subprocess.TimeoutExpired):
+                worker.proc.wait(timeout=10)
+            if worker.proc.stderr is not None:
+                worker.proc.stderr.close()
