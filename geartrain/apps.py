@@ -19,6 +19,8 @@ class GeartrainConfig(AppConfig):
         from geartrain.registry import registry
 
         setting_changed.connect(conf.clear_cache, dispatch_uid="geartrain.conf")
-        setting_changed.connect(tasks.clear_policy_cache, dispatch_uid="geartrain.tasks")
+        setting_changed.connect(
+            tasks.clear_policy_cache, dispatch_uid="geartrain.tasks"
+        )
         checks.register()
         registry.autodiscover()

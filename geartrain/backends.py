@@ -2,12 +2,15 @@
 
 Semantic mapping (see also :data:`geartrain.jobs.STATUS_TO_DJANGO`):
 
-* a Django ``TaskResult`` is a view of one :class:`~geartrain.models.Job` row; its ``id``
+* a Django ``TaskResult`` is a view of one :class:`~geartrain.models.Job` row; its
+``id``
   is the job's primary key as a string;
-* job statuses ``scheduled`` and ``ready`` read as ``READY``, ``cancelled`` as ``FAILED``;
+* job statuses ``scheduled`` and ``ready`` read as ``READY``, ``cancelled`` as
+``FAILED``;
 * ``errors`` and ``worker_ids`` list every finished attempt (a running attempt adds its
   worker id);
-* ``run_after``, priorities, async task functions and ``get_result`` from any process are
+* ``run_after``, priorities, async task functions and ``get_result`` from any process
+are
   all supported.
 
 Beyond Django: :func:`bulk_enqueue`, unique tasks (``@task(unique=True)``) and
@@ -31,7 +34,7 @@ from geartrain.retry import BACKOFFS
 from geartrain.tasks import GeartrainTask
 
 
-class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
+class DatabaseBackend(compat.BaseTaskBackend):
     """Stores jobs in the project's database; ``geartrain worker`` runs them."""
 
     task_class = GeartrainTask
@@ -40,14 +43,14 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
     supports_get_result = True
     supports_priority = True
 
-    def validate_task(self, task: compat.Task) -> None:
+    def validate_task(self, task: compat.AnyTask) -> None:
         """Django's rules, with messages that name the bad value, plus geartrain's."""
         self._validate_call_options(task)
         super().validate_task(task)
         if isinstance(task, GeartrainTask):
             self._validate_policy(task)
 
-    def _validate_call_options(self, task: compat.Task) -> None:
+    def _validate_call_options(self, task: compat.AnyTask) -> None:
         priority = task.priority
         if (
             isinstance(priority, bool)
@@ -56,7 +59,8 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
         ):
             raise compat.InvalidTask(
                 f"Priority {priority!r} of task {task.module_path!r} is not a whole "
-                f"number from {compat.TASK_MIN_PRIORITY} to {compat.TASK_MAX_PRIORITY}. "
+                f"number from {compat.TASK_MIN_PRIORITY} to "
+                f"{compat.TASK_MAX_PRIORITY}. "
                 f"Use 100 to run first, -100 to run last, 0 by default."
             )
         if self.queues and task.queue_name not in self.queues:
@@ -69,8 +73,8 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
         run_after = task.run_after
         if run_after is not None and settings.USE_TZ and timezone.is_naive(run_after):
             raise compat.InvalidTask(
-                f"run_after {run_after.isoformat()!r} of task {task.module_path!r} is a "
-                f"naive datetime. Pass an aware datetime, such as "
+                f"run_after {run_after.isoformat()!r} of task {task.module_path!r} "
+                f"is a naive datetime. Pass an aware datetime, such as "
                 f"timezone.now() + timedelta(minutes=5)."
             )
 
@@ -94,7 +98,9 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
         for field in ("retry_delay", "max_retry_delay", "timeout"):
             value = getattr(task, field)
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or value < 0
             ):
                 problems.append(
                     f"{field} {value!r} of task {name!r} is not a number of seconds "
@@ -112,7 +118,7 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
         if problems:
             raise compat.InvalidTask(" ".join(problems))
 
-    def _check_registered(self, task: compat.Task) -> None:
+    def _check_registered(self, task: compat.AnyTask) -> None:
         path = task.module_path
         if path not in registry or registry.get(path).func is not task.func:
             raise compat.InvalidTask(
@@ -122,20 +128,22 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
             )
 
     def enqueue(
-        self, task: compat.Task, args: Any, kwargs: Any
-    ) -> compat.TaskResult:
+        self, task: compat.AnyTask, args: Any, kwargs: Any
+    ) -> compat.AnyTaskResult:
         """Insert one job and return its result handle."""
         self.validate_task(task)
         self._check_registered(task)
-        job, created = jobs.insert(jobs.build_job(task, args, kwargs, backend=self.alias))
+        job, created = jobs.insert(
+            jobs.build_job(task, args, kwargs, backend=self.alias)
+        )
         result = jobs.to_task_result(job, task)
         if created:
             compat.task_enqueued.send(type(self), task_result=result)
         return result
 
     def bulk_enqueue(
-        self, task: compat.Task, calls: Iterable[jobs.Call]
-    ) -> list[compat.TaskResult]:
+        self, task: compat.AnyTask, calls: Iterable[jobs.Call]
+    ) -> list[compat.AnyTaskResult]:
         """Insert one job per ``(args, kwargs)`` pair in bulk statements."""
         self.validate_task(task)
         self._check_registered(task)
@@ -146,7 +154,7 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
                 compat.task_enqueued.send(type(self), task_result=result)
         return results
 
-    def get_result(self, result_id: str) -> compat.TaskResult:
+    def get_result(self, result_id: str) -> compat.AnyTaskResult:
         """Read a job back as a ``TaskResult``.
 
         Raises:
@@ -160,9 +168,12 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
             ) from None
         return jobs.to_task_result(job)
 
-    def check(self, **kwargs: Any) -> Iterator[checks.CheckMessage]:
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         """System checks of this backend's configuration."""
-        for queue in sorted(self.queues):
+        return list(self._check_queues())
+
+    def _check_queues(self) -> Iterator[checks.CheckMessage]:
+        for queue in sorted(self.queues, key=str):
             if not isinstance(queue, str) or not queue or len(queue) > 64:
                 yield checks.Error(
                     f"Queue name {queue!r} of task backend {self.alias!r} is not a "
@@ -173,8 +184,8 @@ class DatabaseBackend(compat.BaseTaskBackend):  # type: ignore[misc]
 
 
 def bulk_enqueue(
-    task: compat.Task, calls: Iterable[jobs.Call]
-) -> list[compat.TaskResult]:
+    task: compat.AnyTask, calls: Iterable[jobs.Call]
+) -> list[compat.AnyTaskResult]:
     """Enqueue many calls of ``task`` at once: ``bulk_enqueue(t, [((1,), {}), ...])``.
 
     Raises:

@@ -81,7 +81,10 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         ]
     if vendor == "sqlite3":
-        return _sqlite_warnings(alias, databases[alias].get("OPTIONS", {}))
+        options = databases[alias].get("OPTIONS", {})
+        return _sqlite_warnings(
+            alias, dict(options) if isinstance(options, dict) else {}
+        )
     return []
 
 
@@ -91,7 +94,7 @@ def _sqlite_warnings(alias: str, options: dict[str, Any]) -> list[checks.CheckMe
         found.append(
             checks.Warning(
                 f"SQLite database {alias!r} does not use "
-                "\"transaction_mode\": \"IMMEDIATE\".",
+                '"transaction_mode": "IMMEDIATE".',
                 hint="Add it to DATABASES[...]['OPTIONS'] so that concurrent workers "
                 "wait for the write lock instead of failing with 'database is locked'.",
                 id="geartrain.W001",
@@ -103,7 +106,7 @@ def _sqlite_warnings(alias: str, options: dict[str, Any]) -> list[checks.CheckMe
         found.append(
             checks.Warning(
                 f"SQLite database {alias!r} does not switch to WAL journal mode.",
-                hint="Add \"init_command\": \"PRAGMA journal_mode=WAL;\" to "
+                hint='Add "init_command": "PRAGMA journal_mode=WAL;" to '
                 "DATABASES[...]['OPTIONS'] so that readers never block the worker.",
                 id="geartrain.W002",
             )

@@ -1,17 +1,22 @@
 """The one place that knows which Django version is running.
 
-Django 6.x ships the Tasks framework as ``django.tasks``; Django 5.2 LTS gets it from the
-``django-tasks`` backport (0.12), whose exception names carry an ``Error`` suffix. All of
+Django 6.x ships the Tasks framework as ``django.tasks``; Django 5.2 LTS gets it from
+the
+``django-tasks`` backport (0.12), whose exception names carry an ``Error`` suffix. All
+of
 geartrain imports these names from here.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import django
 
 HAS_DJANGO_TASKS = django.VERSION >= (6, 0)
 
-if HAS_DJANGO_TASKS:
+# mypy checks against Django 6 (django-stubs); the else branch runs on Django 5.2.
+if TYPE_CHECKING or HAS_DJANGO_TASKS:
     from django.tasks import (
         DEFAULT_TASK_BACKEND_ALIAS,
         DEFAULT_TASK_QUEUE_NAME,
@@ -59,6 +64,14 @@ else:  # pragma: no cover - exercised by the Django 5.2 matrix entry
 
     TASKS_APP = "django_tasks"
 
+if TYPE_CHECKING:
+    # django-stubs makes Task and TaskResult generic; the runtime classes are not.
+    AnyTask = Task[..., Any]
+    AnyTaskResult = TaskResult[Any, Any]
+else:
+    AnyTask = Task
+    AnyTaskResult = TaskResult
+
 __all__ = [
     "DEFAULT_TASK_BACKEND_ALIAS",
     "DEFAULT_TASK_PRIORITY",
@@ -67,6 +80,8 @@ __all__ = [
     "TASKS_APP",
     "TASK_MAX_PRIORITY",
     "TASK_MIN_PRIORITY",
+    "AnyTask",
+    "AnyTaskResult",
     "BaseTaskBackend",
     "InvalidTask",
     "Task",

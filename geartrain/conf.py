@@ -2,7 +2,8 @@
 
 Unknown keys and bad values are reported by system checks (``geartrain.E001`` and
 ``geartrain.E002``), never by an exception at import time. The cached value is dropped
-when Django's ``setting_changed`` fires for ``GEARTRAIN`` (tests use ``override_settings``).
+when Django's ``setting_changed`` fires for ``GEARTRAIN`` (tests use
+``override_settings``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings as django_settings
 
@@ -135,11 +136,12 @@ def _value_problem(key: str, value: Any) -> str | None:
                 f"{', '.join(BACKOFF_STRATEGIES)}."
             )
         return None
-    if key in _POSITIVE and value <= 0:
+    number = float(cast(float, value))
+    if key in _POSITIVE and number <= 0:
         return f"GEARTRAIN[{key!r}] is {value!r}; it must be greater than 0."
-    if key in _NON_NEGATIVE and value < 0:
+    if key in _NON_NEGATIVE and number < 0:
         return f"GEARTRAIN[{key!r}] is {value!r}; it must be 0 or greater."
-    if key == "TIMEOUT" and value <= 0:
+    if key == "TIMEOUT" and number <= 0:
         return (
             f"GEARTRAIN['TIMEOUT'] is {value!r}; it must be greater than 0, "
             f"or None for no limit."

@@ -13,8 +13,10 @@
 
     Postpone (control flow, deliberately not a GeartrainError)
 
-``InvalidTask`` is Django's own (``django.tasks.exceptions.InvalidTask``), re-exported by
-:mod:`geartrain.compat`; geartrain raises it for bad task options, priorities and queues so
+``InvalidTask`` is Django's own (``django.tasks.exceptions.InvalidTask``), re-exported
+by
+:mod:`geartrain.compat`; geartrain raises it for bad task options, priorities and
+queues so
 that code written against Django's Tasks framework catches it unchanged.
 """
 
@@ -70,7 +72,7 @@ class MaxPostponesReached(GeartrainError):
     """Stored as the error of a job that postponed more often than allowed."""
 
 
-class Postpone(Exception):  # noqa: N818 - control flow, named like Celery's Retry
+class Postpone(Exception):
     """Raise inside a task to run it again later without counting a failure.
 
     ``raise Postpone(30)`` puts the job back in the queue to start no sooner than 30

@@ -40,7 +40,11 @@ def unique_key(task_path: str, args: list[Any], kwargs: dict[str, Any]) -> str:
 
 
 def build_job(
-    task: compat.Task, args: Sequence[Any], kwargs: Mapping[str, Any], *, backend: str
+    task: compat.AnyTask,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    backend: str,
 ) -> Job:
     """An unsaved :class:`Job` for ``task(*args, **kwargs)``, arguments checked."""
     path = task.module_path
@@ -79,7 +83,9 @@ def insert(job: Job) -> tuple[Job, bool]:
                 job.save(force_insert=True, using=using)
             return job, True
         except IntegrityError:
-            existing = Job.objects.using(using).filter(unique_key=job.unique_key).first()
+            existing = (
+                Job.objects.using(using).filter(unique_key=job.unique_key).first()
+            )
             if existing is not None:
                 return existing, False
             # The waiting job started between our insert and our read: try again.
@@ -87,7 +93,9 @@ def insert(job: Job) -> tuple[Job, bool]:
     raise RuntimeError(f"Could not enqueue unique job key={job.unique_key}")
 
 
-def bulk_insert(task: compat.Task, calls: Iterable[Call], *, backend: str) -> list[Job]:
+def bulk_insert(
+    task: compat.AnyTask, calls: Iterable[Call], *, backend: str
+) -> list[Job]:
     """Insert one job per call in as few statements as the database allows."""
     jobs = [build_job(task, args, kwargs, backend=backend) for args, kwargs in calls]
     if getattr(task, "unique", False):
@@ -96,7 +104,9 @@ def bulk_insert(task: compat.Task, calls: Iterable[Call], *, backend: str) -> li
     return Job.objects.using(using).bulk_create(jobs, batch_size=2000)
 
 
-def to_task_result(job: Job, task: compat.Task | None = None) -> compat.TaskResult:
+def to_task_result(
+    job: Job, task: compat.AnyTask | None = None
+) -> compat.AnyTaskResult:
     """Django's view of ``job``."""
     task = task if task is not None else registry.get(job.task_path)
     worker_ids = job.worker_ids

@@ -1,6 +1,7 @@
 """The registry of tasks that geartrain may run.
 
-Only tasks found here ever run: a job stores a task *path*, and the worker looks the path
+Only tasks found here ever run: a job stores a task *path*, and the worker looks the
+path
 up in this registry; it never imports a path read from the database. The registry is
 filled at start-up (``AppConfig.ready``) by importing each installed app's ``tasks``
 module and the modules in ``GEARTRAIN['TASK_MODULES']``, and collecting the ``Task``
@@ -28,11 +29,11 @@ class Registry:
     """Map of task path (``module.function``) to its ``Task`` object."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, compat.Task] = {}
+        self._tasks: dict[str, compat.AnyTask] = {}
         self._lock = threading.Lock()
         self.discovered = False
 
-    def register(self, task: compat.Task) -> compat.Task:
+    def register(self, task: compat.AnyTask) -> compat.AnyTask:
         """Add ``task``; a different function under the same path is an error."""
         path = task.module_path
         with self._lock:
@@ -47,7 +48,7 @@ class Registry:
                 self._tasks[path] = task
         return task
 
-    def get(self, path: str) -> compat.Task:
+    def get(self, path: str) -> compat.AnyTask:
         """Return the task registered under ``path``.
 
         Raises:
@@ -90,7 +91,8 @@ class Registry:
 def _import_if_present(name: str) -> ModuleType | None:
     """Import ``name``; only a missing module *itself* is ignored.
 
-    An ImportError raised from inside an existing ``tasks`` module (a missing dependency)
+    An ImportError raised from inside an existing ``tasks`` module (a missing
+    dependency)
     propagates, so it is not silently hidden.
     """
     try:

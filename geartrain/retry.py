@@ -1,6 +1,7 @@
 """Retry and postpone arithmetic: pure, no database.
 
-An *attempt* is one try of a job. A job with ``max_attempts=3`` runs at most three times;
+An *attempt* is one try of a job. A job with ``max_attempts=3`` runs at most three
+times;
 errors listed in ``retry_on``, lost workers and timeouts use attempts up. Postpones
 (``raise Postpone(s)``) are counted apart and never touch the attempt count.
 """
@@ -25,7 +26,7 @@ class RetryPolicy:
     retry_on: tuple[type[BaseException], ...] = (Exception,)
     """Exception classes (and their subclasses) that are retried."""
     backoff: Backoff = "exponential"
-    """``constant``: delay; ``incremental``: delay × n; ``exponential``: delay × 2ⁿ⁻¹."""
+    """``constant``: d; ``incremental``: d * n; ``exponential``: d * 2 ** (n - 1)."""
     delay: float = 2.0
     """Base delay in seconds."""
     max_delay: float = 300.0
@@ -40,7 +41,9 @@ class RetryPolicy:
     def problems(self) -> list[str]:
         """Rule violations of this policy, one sentence each."""
         found = []
-        if isinstance(self.max_attempts, bool) or not isinstance(self.max_attempts, int):
+        if isinstance(self.max_attempts, bool) or not isinstance(
+            self.max_attempts, int
+        ):
             found.append(f"max_attempts {self.max_attempts!r} is not a whole number.")
         elif self.max_attempts < 1:
             found.append(
@@ -60,10 +63,14 @@ class RetryPolicy:
             )
         for cls in self.retry_on:
             if not (isinstance(cls, type) and issubclass(cls, BaseException)):
-                found.append(f"retry_on contains {cls!r}, which is not an exception class.")
+                found.append(
+                    f"retry_on contains {cls!r}, which is not an exception class."
+                )
         return found
 
-    def retries(self, error: BaseException | type[BaseException] | None, attempt: int) -> bool:
+    def retries(
+        self, error: BaseException | type[BaseException] | None, attempt: int
+    ) -> bool:
         """Whether attempt number ``attempt`` (1-based) that failed runs again.
 
         ``error=None`` stands for a lost worker or a timeout: those retry whenever
@@ -76,7 +83,9 @@ class RetryPolicy:
         cls = error if isinstance(error, type) else type(error)
         return issubclass(cls, self.retry_on)
 
-    def delay_for(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
+    def delay_for(
+        self, attempt: int, rand: Callable[[], float] = random.random
+    ) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
         n = max(1, attempt)
         if self.backoff == "constant":

@@ -2,7 +2,8 @@
 
 geartrain stores arguments and results as JSON and nothing else (never pickle). A value
 is accepted only when it survives ``json.dumps``/``json.loads`` unchanged, apart from
-tuples, which become lists as they do in Django's ``TaskResult``. Errors name the path to
+tuples, which become lists as they do in Django's ``TaskResult``. Errors name the path
+to
 the first bad value, such as ``kwargs['when']`` or ``args[2][0]``.
 
 Pure module: no database imports.
@@ -33,7 +34,9 @@ def find_non_json(value: Any, path: str) -> tuple[str, str] | None:
                 return where, f"the float {item!r}"
             continue
         if isinstance(item, list | tuple):
-            stack.extend((v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item))))
+            stack.extend(
+                (v, f"{where}[{i}]") for i, v in reversed(list(enumerate(item)))
+            )
             continue
         if isinstance(item, dict):
             for key, v in reversed(list(item.items())):
@@ -54,7 +57,9 @@ def normalize(value: Any) -> Any:
     return value
 
 
-def check_arguments(task_path: str, args: Any, kwargs: Any) -> tuple[list[Any], dict[str, Any]]:
+def check_arguments(
+    task_path: str, args: Any, kwargs: Any
+) -> tuple[list[Any], dict[str, Any]]:
     """Validate and normalise a call's arguments.
 
     Raises:

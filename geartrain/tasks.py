@@ -1,7 +1,9 @@
 """geartrain's task class and decorator.
 
-``GeartrainTask`` is Django's ``Task`` plus per-task policy: retries, back-off, postpones,
-timeout and uniqueness. On Django 6.1 (and with the django-tasks backport) ``@task(...)``
+``GeartrainTask`` is Django's ``Task`` plus per-task policy: retries, back-off,
+postpones,
+timeout and uniqueness. On Django 6.1 (and with the django-tasks backport)
+``@task(...)``
 passes extra keyword arguments to the backend's ``task_class``, so::
 
     from django.tasks import task
@@ -27,7 +29,7 @@ from geartrain.retry import RetryPolicy
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class GeartrainTask(compat.Task):  # type: ignore[misc]
+class GeartrainTask(compat.Task):  # type: ignore[type-arg]
     """A Django task with geartrain's per-task options (``None`` = the setting)."""
 
     max_attempts: int | None = None
@@ -43,7 +45,8 @@ class GeartrainTask(compat.Task):  # type: ignore[misc]
     retry_jitter: bool | None = None
     """Whether retry delays are spread randomly."""
     max_postpones: int | None = None
-    """How often the task may postpone itself; default ``GEARTRAIN['MAX_POSTPONES']``."""
+    """How often the task may postpone itself; default
+    ``GEARTRAIN['MAX_POSTPONES']``."""
     timeout: float | None = None
     """Hard time limit in seconds; the worker child running it is ended past it."""
     unique: bool = False
@@ -53,9 +56,12 @@ class GeartrainTask(compat.Task):  # type: ignore[misc]
 _policies: dict[tuple[str, int], RetryPolicy] = {}
 
 
-def retry_policy(task: compat.Task) -> RetryPolicy:
-    """The effective :class:`RetryPolicy` of ``task`` (settings fill the gaps)."""
-    key = (task.module_path, id(task))
+def retry_policy(task: compat.AnyTask | None) -> RetryPolicy:
+    """The effective :class:`RetryPolicy` of ``task`` (settings fill the gaps).
+
+    ``task=None`` gives the settings' defaults (for jobs of unregistered tasks).
+    """
+    key = ("", 0) if task is None else (task.module_path, id(task))
     cached = _policies.get(key)
     if cached is not None:
         return cached
@@ -87,13 +93,13 @@ def clear_policy_cache(**kwargs: Any) -> None:
     _policies.clear()
 
 
-def max_postpones(task: compat.Task) -> int | None:
+def max_postpones(task: compat.AnyTask) -> int | None:
     """The postpone limit of ``task`` (``None`` = unlimited)."""
     value = getattr(task, "max_postpones", None)
     return get_settings().MAX_POSTPONES if value is None else int(value)
 
 
-def timeout(task: compat.Task) -> float | None:
+def timeout(task: compat.AnyTask) -> float | None:
     """The hard time limit of ``task`` in seconds, or ``None``."""
     value = getattr(task, "timeout", None)
     return get_settings().TIMEOUT if value is None else float(value)
@@ -137,7 +143,7 @@ def task(
                 f"options {', '.join(sorted(options))}. Set TASKS[{backend!r}]"
                 f"['BACKEND'] to 'geartrain.backends.DatabaseBackend'."
             )
-        created: GeartrainTask = task_class(
+        created = task_class(
             func=func,
             priority=priority,
             queue_name=queue_name,
@@ -145,6 +151,7 @@ def task(
             takes_context=takes_context,
             **options,
         )
+        assert isinstance(created, GeartrainTask)  # noqa: S101 - checked above
         return created
 
     if function is not None:

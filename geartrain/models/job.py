@@ -79,6 +79,7 @@ class Job(models.Model):
     postpones = models.PositiveIntegerField(_("postpones"), default=0)
     attempt_log = models.JSONField(_("attempt log"), default=list, blank=True)
     return_value = models.JSONField(_("return value"), null=True, blank=True)
+    # NULL, not "", marks "no key": NULLs never collide in a unique index.
     unique_key = models.CharField(
         _("unique key"),
         max_length=64,
@@ -87,8 +88,12 @@ class Job(models.Model):
         unique=True,
         help_text=_("Set while a unique job waits; cleared when it starts."),
     )
-    lease_owner = models.CharField(_("leased by"), max_length=80, null=True, blank=True)
-    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    lease_owner = models.CharField(  # noqa: DJ001 - NULL means "not leased"
+        _("leased by"), max_length=80, null=True, blank=True
+    )
+    lease_expires_at = models.DateTimeField(
+        _("lease expires at"), null=True, blank=True
+    )
     retried_from = models.ForeignKey(
         "self",
         verbose_name=_("retried from"),
@@ -118,7 +123,9 @@ class Job(models.Model):
                 fields=["status", "lease_expires_at"], name="geartrain_job_lease_v1"
             ),
             # Pruning finished jobs by age.
-            models.Index(fields=["status", "finished_at"], name="geartrain_job_prune_v1"),
+            models.Index(
+                fields=["status", "finished_at"], name="geartrain_job_prune_v1"
+            ),
             models.Index(fields=["task_path", "status"], name="geartrain_job_task_v1"),
         ]
         constraints = [

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from django.db import connections
-from django.db.models import Case, F, Min, Value, When
+from django.db.models import Case, F, JSONField, Min, Value, When
 from django.utils import timezone
 
 from geartrain.models import Job, JobStatus
@@ -90,9 +90,9 @@ class ClaimStrategy:
         )
 
     def _json(self, field: str, value: Any) -> Any:
-        return Job._meta.get_field(field).get_db_prep_value(
-            value, self.connection, prepared=False
-        )
+        json_field = Job._meta.get_field(field)
+        assert isinstance(json_field, JSONField)  # noqa: S101 - our own model
+        return json_field.get_db_prep_value(value, self.connection, prepared=False)
 
     # Writes after a claim ---------------------------------------------------------
 

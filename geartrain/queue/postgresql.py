@@ -5,7 +5,8 @@ different set of ready rows and never wait for one another. The whole claim is o
 statement and one round trip in autocommit mode.
 
 Workers wake on ``LISTEN geartrain_job``: a statement-level trigger on the job table
-(created by migration 0002) calls ``pg_notify`` after inserts, and PostgreSQL delivers it
+(created by migration 0002) calls ``pg_notify`` after inserts, and PostgreSQL delivers
+it
 when the inserting transaction commits (so a rolled-back enqueue wakes nobody).
 """
 

@@ -1,6 +1,7 @@
 """A worker child: claims jobs in batches, runs them one at a time, records outcomes.
 
-Batches adapt to the jobs: a child starts by claiming one job, grows the batch while jobs
+Batches adapt to the jobs: a child starts by claiming one job, grows the batch while
+jobs
 are short (up to ``CLAIM_BATCH_SIZE``) and shrinks it when they are long. Jobs that were
 claimed but not started go back to the queue when a batch runs long, on shutdown and on
 recycling, so a slow job never holds other jobs hostage for more than ``SLOW_BATCH``.
@@ -83,7 +84,9 @@ class Child:
         try:
             while not self.stopping and not self._recycle_due():
                 if os.getppid() != self.parent_pid:
-                    logger.warning("Worker child owner=%s orphaned, exiting", self.owner)
+                    logger.warning(
+                        "Worker child owner=%s orphaned, exiting", self.owner
+                    )
                     break
                 try:
                     claimed = self._cycle()
@@ -186,7 +189,9 @@ class Child:
         self.slot[0] = float(job.pk)
         self.slot[1] = time.time() + limit if limit else 0.0
         if result is not None:
-            compat.task_started.send(type(result.task.get_backend()), task_result=result)
+            compat.task_started.send(
+                type(result.task.get_backend()), task_result=result
+            )
         outcome = execute(job, result)
         self.slot[1] = 0.0
         self.slot[0] = 0.0

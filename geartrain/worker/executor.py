@@ -42,17 +42,18 @@ def class_path(cls: type[BaseException]) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _call(task: compat.Task, job: Job, result: compat.TaskResult | None) -> Any:
+def _call(task: compat.AnyTask, job: Job, result: compat.AnyTaskResult | None) -> Any:
     args = list(job.args)
     if task.takes_context:
-        args.insert(0, compat.TaskContext(task_result=result))
+        context: Any = compat.TaskContext(task_result=result)  # type: ignore[arg-type]
+        args.insert(0, context)
     func = task.func
     if inspect.iscoroutinefunction(func):
         return asyncio.run(func(*args, **job.kwargs))
     return func(*args, **job.kwargs)
 
 
-def execute(job: Job, result: compat.TaskResult | None) -> Outcome:
+def execute(job: Job, result: compat.AnyTaskResult | None) -> Outcome:
     """Run ``job``'s task; never raises (except KeyboardInterrupt/SystemExit)."""
     started = timezone.now()
     try:
@@ -68,7 +69,7 @@ def execute(job: Job, result: compat.TaskResult | None) -> Outcome:
         )
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as exc:  # noqa: BLE001 - a task's failure is data
+    except BaseException as exc:
         return Outcome(
             kind="error",
             started_at=started,

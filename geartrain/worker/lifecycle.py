@@ -135,7 +135,8 @@ def reap_expired(conf: Settings) -> int:
                 error_class="geartrain.exceptions.WorkerLost",
                 message=(
                     f"The lease of worker {job.lease_owner} expired at "
-                    f"{job.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC without a heartbeat; "
+                    f"{job.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC without a "
+                    f"heartbeat; "
                     f"the worker is presumed dead."
                 ),
                 conf=conf,
@@ -144,7 +145,12 @@ def reap_expired(conf: Settings) -> int:
 
 
 def recover_child_jobs(
-    owner: str, running_job_id: int | None, *, reason: str, error_class: str, conf: Settings
+    owner: str,
+    running_job_id: int | None,
+    *,
+    reason: str,
+    error_class: str,
+    conf: Settings,
 ) -> None:
     """After a child died: record its running job as lost, release the rest."""
     strategy = get_strategy(conf.DATABASE)

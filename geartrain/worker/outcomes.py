@@ -47,14 +47,7 @@ def policy_for(job: Job) -> RetryPolicy:
     try:
         return retry_policy(registry.get(job.task_path))
     except UnknownTask:
-        return retry_policy(_Anonymous(job.task_path))
-
-
-class _Anonymous:
-    """Stands in for an unregistered task when only defaults apply."""
-
-    def __init__(self, path: str) -> None:
-        self.module_path = path
+        return retry_policy(None)
 
 
 def after_error(

@@ -10,6 +10,7 @@ signal kills the children at once and exits 1; their jobs are returned immediate
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
@@ -114,10 +115,8 @@ class Supervisor:
     def _signal_children(self, signum: int) -> None:
         for handle in self.children:
             if handle.process.is_alive() and handle.process.pid:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(handle.process.pid, signum)
-                except ProcessLookupError:
-                    pass
 
     # Main loop -------------------------------------------------------------------
 
@@ -158,7 +157,14 @@ class Supervisor:
         process = _mp.Process(
             target=_child_main,
             name=self.worker_id,
-            args=(self.worker_id, self.queues, slot, self.conf, self.burst, self.max_jobs),
+            args=(
+                self.worker_id,
+                self.queues,
+                slot,
+                self.conf,
+                self.burst,
+                self.max_jobs,
+            ),
             daemon=False,
         )
         process.start()
@@ -233,10 +239,8 @@ class Supervisor:
                     handle.timed_out_job,
                     handle.process.pid,
                 )
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(handle.process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
 
     def _due(self, name: str, interval: float) -> bool:
         now = time.monotonic()
@@ -259,6 +263,8 @@ class Supervisor:
         try:
             return func(*args, **kwargs)
         except DatabaseError:
-            logger.warning("Database error in %s; will retry", func.__name__, exc_info=True)
+            logger.warning(
+                "Database error in %s; will retry", func.__name__, exc_info=True
+            )
             connections.close_all()
             return False

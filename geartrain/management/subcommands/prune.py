@@ -24,9 +24,7 @@ def add_arguments(parser: Any) -> None:
         choices=[s.value for s in FINISHED],
         help="Only this final status (repeatable; default: all final statuses).",
     )
-    parser.add_argument(
-        "--dry-run", action="store_true", help="Count, delete nothing."
-    )
+    parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:

@@ -14,9 +14,7 @@ from geartrain.models import Job, JobStatus
 
 def add_arguments(parser: Any) -> None:
     parser.add_argument("ids", nargs="*", type=arguments.positive_int, help="Job ids.")
-    parser.add_argument(
-        "--failed", action="store_true", help="Retry every failed job."
-    )
+    parser.add_argument("--failed", action="store_true", help="Retry every failed job.")
     parser.add_argument("--task", help="With --failed: only jobs of this task path.")
 
 
@@ -28,7 +26,9 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         raise CommandError("--task only goes with --failed.")
     qs = Job.objects.using(get_settings().DATABASE)
     if failed:
-        jobs = list(qs.filter(status=JobStatus.FAILED, **({"task_path": task} if task else {})))
+        jobs = list(
+            qs.filter(status=JobStatus.FAILED, **({"task_path": task} if task else {}))
+        )
     else:
         found = {j.pk: j for j in qs.filter(pk__in=ids)}
         missing = [i for i in ids if i not in found]

@@ -29,7 +29,8 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
     out.write(f"Stale jobs: {len(found)}")
     for job in found:
         if job.status == "running":
-            why = f"lease of {job.lease_owner} expired {job.lease_expires_at:%Y-%m-%d %H:%M:%S}"
+            expired = f"{job.lease_expires_at:%Y-%m-%d %H:%M:%S}"
+            why = f"lease of {job.lease_owner} expired {expired}"
         else:
             why = f"ready since {job.run_after:%Y-%m-%d %H:%M:%S}"
         out.write(f"  {job.pk} {job.task_path} queue={job.queue} {job.status}: {why}")
