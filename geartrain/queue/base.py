@@ -140,14 +140,16 @@ class ClaimStrategy:
             if not job_ids:
                 return 0
             qs = qs.filter(pk__in=list(job_ids))
+        # MySQL evaluates SET assignments left to right with the new values, so
+        # started_at (which reads attempts) must come before attempts changes.
         return qs.update(
+            started_at=Case(
+                When(attempts=1, then=Value(None)), default=F("started_at")
+            ),
             status=JobStatus.READY,
             lease_owner=None,
             lease_expires_at=None,
             attempts=F("attempts") - 1,
-            started_at=Case(
-                When(attempts=1, then=Value(None)), default=F("started_at")
-            ),
         )
 
     def renew(self, owner_prefix: str, lease_seconds: float) -> int:

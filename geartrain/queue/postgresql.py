@@ -13,6 +13,7 @@ when the inserting transaction commits (so a rolled-back enqueue wakes nobody).
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -57,23 +58,29 @@ class PostgreSQLStrategy(ClaimStrategy):
             wrapper.ensure_connection()
             raw = wrapper.connection
             raw.autocommit = True
+            # Notifications only wake us; their payload does not matter.
+            raw.add_notify_handler(lambda notify: None)
             raw.execute(f"LISTEN {CHANNEL}")
             self._listener = wrapper
         return self._listener.connection
 
     def wait_for_work(self, timeout: float) -> None:
-        """Sleep until a NOTIFY arrives or ``timeout`` passes."""
+        """Sleep until a NOTIFY arrives or ``timeout`` passes.
+
+        Waits on the socket with ``select`` rather than ``Connection.notifies()``,
+        so that a connection the server dropped (a restart) shows up as readable at
+        once and fails the follow-up query, instead of blocking.
+        """
         if timeout <= 0:
             return
         try:
             raw = self._listen()
-            for _ in raw.notifies(timeout=timeout, stop_after=1):
-                break
-            # Swallow the burst of notifications that arrived meanwhile.
-            for _ in raw.notifies(timeout=0.0):
-                pass
+            readable, _, _ = select.select([raw.pgconn.socket], [], [], timeout)
+            if readable:
+                # Reads the pending notifications; raises if the server went away.
+                raw.execute("SELECT 1")
         except Exception:
-            logger.warning("LISTEN connection failed; falling back to polling")
+            logger.warning("LISTEN connection failed; polling until it is back")
             self.close()
             super().wait_for_work(min(timeout, 1.0))
 

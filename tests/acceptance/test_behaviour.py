@@ -29,7 +29,10 @@ def test_retry_then_success_keeps_every_attempt(start_worker: WorkerFactory):
     assert row.status == JobStatus.SUCCEEDED
     assert row.attempts == 3
     assert [e["outcome"] for e in row.attempt_log] == ["error", "error", "succeeded"]
-    assert [e["message"] for e in row.errors] == ["attempt 1 failed", "attempt 2 failed"]
+    assert [e["message"] for e in row.errors] == [
+        "attempt 1 failed",
+        "attempt 2 failed",
+    ]
     assert row.errors[0]["error_class"] == "builtins.ConnectionError"
     assert "ConnectionError: attempt 1 failed" in row.errors[0]["traceback"]
     flaky.refresh()

@@ -25,7 +25,9 @@ def status_of(job_id: str | int) -> str:
     return Job.objects.get(pk=job_id).status
 
 
-def test_two_workers_run_5000_jobs_exactly_once(start_worker: WorkerFactory, marks: Path):
+def test_two_workers_run_5000_jobs_exactly_once(
+    start_worker: WorkerFactory, marks: Path
+):
     bulk_enqueue(tasks.record, [((str(i),), {}) for i in range(5000)])
     first = start_worker("--burst", "--concurrency", "2")
     second = start_worker("--burst", "--concurrency", "2")
@@ -148,7 +150,9 @@ def test_orphaned_children_exit_when_the_supervisor_dies(start_worker: WorkerFac
 
 
 @pytest.mark.parametrize("max_jobs", [5])
-def test_children_are_recycled_after_max_jobs(start_worker: WorkerFactory, max_jobs: int):
+def test_children_are_recycled_after_max_jobs(
+    start_worker: WorkerFactory, max_jobs: int
+):
     bulk_enqueue(tasks.noop, [((), {})] * 20)
     worker = start_worker(
         "--burst", "--concurrency", "1", "--max-jobs-per-child", str(max_jobs)

@@ -34,11 +34,14 @@ def worker_env(marks: Path) -> dict[str, str]:
 class WorkerProcess:
     """A worker supervisor started as a subprocess in its own process group."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
         cmd = [sys.executable, "-m", "django", "geartrain", "worker", *args]
-        self.proc = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, start_new_session=True, stderr=subprocess.PIPE
-        )
+        # A file, not a pipe: a full pipe nobody reads would block the worker's logging.
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                cmd, env=env, cwd=ROOT, start_new_session=True, stderr=out
+            )
 
     @property
     def pid(self) -> int:
@@ -49,7 +52,9 @@ class WorkerProcess:
             return psutil.Process(self.pid).children()
         return []
 
-    def wait_for_children(self, count: int, timeout: float = 20.0) -> list[psutil.Process]:
+    def wait_for_children(
+        self, count: int, timeout: float = 20.0
+    ) -> list[psutil.Process]:
         wait_until(lambda: len(self.children()) >= count, timeout, "worker children")
         return self.children()
 
@@ -68,9 +73,7 @@ class WorkerProcess:
             raise
 
     def stderr(self) -> str:
-        if self.proc.poll() is None or self.proc.stderr is None:
-            return ""
-        return self.proc.stderr.read().decode(errors="replace")
+        return self.log.read_text(errors="replace")[-5000:]
 
 
 def wait_until(
@@ -97,7 +100,8 @@ class WorkerFactory:
     def __call__(self, *args: str) -> WorkerProcess:
         # Make sure the subprocess sees everything this test committed.
         connection.close()
-        worker = WorkerProcess(list(args), worker_env(self.marks))
+        log = self.marks.parent / f"worker-{len(self.started)}.log"
+        worker = WorkerProcess(list(args), worker_env(self.marks), log)
         self.started.append(worker)
         return worker
 
@@ -106,5 +110,3 @@ class WorkerFactory:
             worker.kill_group()
             with suppress(subprocess.TimeoutExpired):
                 worker.proc.wait(timeout=10)
-            if worker.proc.stderr is not None:
-                worker.proc.stderr.close()

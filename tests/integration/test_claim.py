@@ -1,0 +1,140 @@
+"""The claim contract, per database vendor, proven with a second connection."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections, transaction
+
+from geartrain import bulk_enqueue
+from geartrain.models import Job, JobStatus
+from geartrain.queue import get_strategy
+from tests.testapp import tasks
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def claim(limit: int, owner: str = "w/1") -> list[Job]:
+    return get_strategy("default").claim(["default"], limit, owner, 30)
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has one writer")
+def test_a_row_locked_elsewhere_is_skipped_not_waited_for():
+    first, second, third = (tasks.add.enqueue(i, i) for i in range(3))
+    locked = threading.Event()
+    release = threading.Event()
+
+    def hold_lock() -> None:
+        with transaction.atomic():
+            Job.objects.select_for_update().get(pk=first.id)
+            locked.set()
+            release.wait(10)
+        connections.close_all()
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        claimed = claim(3)
+        # The locked row is skipped at once; the other two are claimed.
+        assert [str(j.pk) for j in claimed] == [second.id, third.id]
+    finally:
+        release.set()
+        holder.join()
+    assert [str(j.pk) for j in claim(3)] == [first.id]
+
+
+def test_claim_orders_by_priority_then_age_and_marks_the_lease():
+    low = tasks.add.using(priority=-1).enqueue(1, 1)
+    old = tasks.add.enqueue(2, 2)
+    high = tasks.add.using(priority=9).enqueue(3, 3)
+    new = tasks.add.enqueue(4, 4)
+    claimed = claim(10, owner="host-1-abc/42")
+    assert [str(j.pk) for j in claimed] == [high.id, old.id, new.id, low.id]
+    for job in claimed:
+        assert job.status == JobStatus.RUNNING
+        assert job.lease_owner == "host-1-abc/42"
+        assert job.lease_expires_at is not None
+        assert job.attempts == 1
+        assert job.started_at is not None
+
+
+def test_claim_respects_limit_queue_and_run_after():
+    tasks.send_email.enqueue("x@example.com")
+    bulk_enqueue(tasks.noop, [((), {})] * 5)
+    assert len(claim(3)) == 3
+    assert len(claim(10)) == 2
+    assert claim(10) == []
+
+
+def test_concurrent_claims_never_share_a_job():
+    bulk_enqueue(tasks.noop, [((), {})] * 300)
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def claimer(n: int) -> None:
+        while True:
+            got = claim(7, owner=f"w/{n}")
+            if not got:
+                break
+            with lock:
+                seen.extend(j.pk for j in got)
+        connections.close_all()
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 300
+    assert len(set(seen)) == 300
+
+
+def test_release_gives_back_unstarted_jobs_without_counting_an_attempt():
+    bulk_enqueue(tasks.noop, [((), {})] * 3)
+    claimed = claim(3, owner="w/1")
+    strategy = get_strategy("default")
+    assert strategy.release("w/2") == 0
+    assert strategy.release("w/1", [claimed[0].pk]) == 1
+    job = Job.objects.get(pk=claimed[0].pk)
+    assert (job.status, job.attempts, job.started_at, job.lease_owner) == (
+        JobStatus.READY,
+        0,
+        None,
+        None,
+    )
+    assert strategy.release("w/1") == 2
+
+
+def test_writes_need_the_lease():
+    tasks.noop.enqueue()
+    (job,) = claim(1, owner="w/1")
+    strategy = get_strategy("default")
+    assert not strategy.finish(job.pk, "w/2", status=JobStatus.SUCCEEDED)
+    assert strategy.finish(job.pk, "w/1", status=JobStatus.SUCCEEDED)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED
+
+
+def test_renew_extends_only_the_workers_own_leases():
+    bulk_enqueue(tasks.noop, [((), {})] * 2)
+    mine = claim(1, owner="host-1-aaa/10")
+    theirs = claim(1, owner="host-2-bbb/11")
+    before = Job.objects.get(pk=theirs[0].pk).lease_expires_at
+    assert get_strategy("default").renew("host-1-aaa/", 300) == 1
+    assert Job.objects.get(pk=mine[0].pk).lease_expires_at > before
+    assert Job.objects.get(pk=theirs[0].pk).lease_expires_at == before
+
+
+def test_promote_due_turns_scheduled_jobs_ready():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    soon = tasks.noop.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
+    Job.objects.filter(pk=soon.id).update(run_after=timezone.now())
+    strategy = get_strategy("default")
+    assert strategy.next_due() is not None
+    assert strategy.promote_due() == 1
+    assert Job.objects.get(pk=soon.id).status == JobStatus.READY
+    assert strategy.next_due() is None
