@@ -1,0 +1,117 @@
+"""``python example/manage.py demo``: migrate, start worker and admin, show work flowing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+from django.db.models import Count
+from django.utils import timezone
+
+from geartrain import bulk_enqueue
+from geartrain.models import Job, JobStatus
+
+ADMIN = ("admin", "admin")
+
+
+class Command(BaseCommand):
+    help = "Run the geartrain demo: worker + admin + example work."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--once", action="store_true", help="Exit when the example work is done."
+        )
+        parser.add_argument("--concurrency", type=int, default=2)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        call_command("migrate", verbosity=0)
+        self._admin_user()
+        manage = [sys.executable, sys.argv[0]]
+        processes = [
+            subprocess.Popen(
+                [
+                    *manage,
+                    "geartrain",
+                    "worker",
+                    "--concurrency",
+                    str(options["concurrency"]),
+                ]
+            )
+        ]
+        if not options["once"]:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        *manage,
+                        "runserver",
+                        "--noreload",
+                        f"127.0.0.1:{options['port']}",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                )
+            )
+            self.stdout.write(
+                f"Admin: http://127.0.0.1:{options['port']}/admin/geartrain/job/ "
+                f"(user {ADMIN[0]}, password {ADMIN[1]})"
+            )
+        try:
+            started = timezone.now()
+            self._enqueue()
+            self._watch(started, once=options["once"])
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=60)
+
+    def _admin_user(self) -> None:
+        users = get_user_model()
+        if not users.objects.filter(username=ADMIN[0]).exists():
+            users.objects.create_superuser(ADMIN[0], "admin@example.com", ADMIN[1])
+
+    def _enqueue(self) -> None:
+        from example.shop import tasks
+
+        orders = range(1, 41)
+        bulk_enqueue(tasks.charge_order, [((n, 1000 + n), {}) for n in orders])
+        for n in orders:
+            tasks.send_receipt.enqueue(n, f"customer{n}@example.com")
+        for sku in ("mug", "shirt", "poster"):
+            tasks.wait_for_stock.enqueue(sku)
+        yesterday = (date.today() - timedelta(days=1)).isoformat()
+        tasks.nightly_report.enqueue(yesterday)
+        later = timezone.now() + timedelta(seconds=5)
+        tasks.nightly_report.using(run_after=later).enqueue(date.today().isoformat())
+        tasks.broken_export.enqueue("warehouse")
+        self.stdout.write("Enqueued 86 jobs: charges, receipts, stock checks, reports.")
+
+    def _watch(self, started: Any, *, once: bool) -> None:
+        waiting = (JobStatus.SCHEDULED, JobStatus.READY, JobStatus.RUNNING)
+        while True:
+            counts = dict(
+                Job.objects.filter(enqueued_at__gte=started)
+                .values_list("status")
+                .annotate(n=Count("id"))
+            )
+            line = "  ".join(f"{s}={counts.get(s, 0)}" for s in JobStatus.values)
+            self.stdout.write(f"[{timezone.now():%H:%M:%S}] {line}")
+            if not any(counts.get(s) for s in waiting):
+                break
+            time.sleep(1)
+        self.stdout.write(self.style.SUCCESS("All example jobs finished."))
+        if once:
+            return
+        self.stdout.write("Worker and admin keep running; press Ctrl-C to stop.")
+        try:
+            signal.pause() if hasattr(signal, "pause") else time.sleep(10**9)
+        except KeyboardInterrupt:
+            os.write(1, b"\nStopping...\n")

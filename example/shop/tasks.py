@@ -1,0 +1,45 @@
+"""Example tasks: what a small shop sends to the background."""
+
+from __future__ import annotations
+
+import random
+import time
+
+from geartrain import Postpone, task
+
+
+@task(priority=10)
+def charge_order(order_id: int, cents: int) -> dict[str, int | str]:
+    """Charge a card (high priority: customers are waiting)."""
+    time.sleep(random.uniform(0.05, 0.2))  # noqa: S311 - a demo, not crypto
+    return {"order": order_id, "charged": cents, "status": "paid"}
+
+
+@task(queue_name="emails", max_attempts=4, backoff="exponential", retry_delay=0.5)
+def send_receipt(order_id: int, email: str) -> str:
+    """Send a receipt; the mail server fails now and then, so it retries."""
+    if random.random() < 0.3:  # noqa: S311
+        raise ConnectionError(f"SMTP server busy while sending order {order_id}")
+    time.sleep(0.05)
+    return f"receipt for order {order_id} sent to {email}"
+
+
+@task(takes_context=True)
+def wait_for_stock(context, sku: str) -> str:  # noqa: ANN001
+    """Postpone itself until stock arrives (here: on the third try)."""
+    if context.task_result.attempts == 0 and random.random() < 0.7:  # noqa: S311
+        raise Postpone(1)
+    return f"{sku} in stock"
+
+
+@task(priority=-10)
+def nightly_report(day: str) -> dict[str, str | int]:
+    """A slow, low-priority job."""
+    time.sleep(1.0)
+    return {"day": day, "orders": random.randint(10, 99)}  # noqa: S311
+
+
+@task(max_attempts=2, retry_delay=0.5)
+def broken_export(target: str) -> None:
+    """Always fails, to show a failed job and its tracebacks in the admin."""
+    raise RuntimeError(f"Export target {target!r} refused the connection")
