@@ -19,6 +19,7 @@ per-task retry policy (see :mod:`geartrain.tasks`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -31,7 +32,7 @@ from geartrain.conf import get_settings
 from geartrain.models import Job
 from geartrain.registry import registry
 from geartrain.retry import BACKOFFS
-from geartrain.tasks import GeartrainTask
+from geartrain.tasks import GeartrainTask, build_policy
 
 
 class DatabaseBackend(compat.BaseTaskBackend):
@@ -95,17 +96,20 @@ class DatabaseBackend(compat.BaseTaskBackend):
                 f"backoff {task.backoff!r} of task {name!r} is not one of "
                 f"{', '.join(BACKOFFS)}."
             )
-        for field in ("retry_delay", "max_retry_delay", "timeout"):
+        for field in ("retry_delay", "max_retry_delay"):
             value = getattr(task, field)
-            if value is not None and (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or value < 0
-            ):
+            if value is not None and not _is_seconds(value):
                 problems.append(
                     f"{field} {value!r} of task {name!r} is not a number of seconds "
                     f">= 0."
                 )
+        if task.timeout is not None and (
+            not _is_seconds(task.timeout) or task.timeout == 0
+        ):
+            problems.append(
+                f"timeout {task.timeout!r} of task {name!r} is not a number of seconds "
+                f"> 0. Use None for no limit."
+            )
         if task.max_postpones is not None and (
             isinstance(task.max_postpones, bool)
             or not isinstance(task.max_postpones, int)
@@ -115,6 +119,11 @@ class DatabaseBackend(compat.BaseTaskBackend):
                 f"max_postpones {task.max_postpones!r} of task {name!r} is not a whole "
                 f"number of 0 or more."
             )
+        if not problems:
+            try:
+                build_policy(task)
+            except ValueError as exc:
+                problems.append(f"Task {name!r}: {exc}")
         if problems:
             raise compat.InvalidTask(" ".join(problems))
 
@@ -147,11 +156,12 @@ class DatabaseBackend(compat.BaseTaskBackend):
         """Insert one job per ``(args, kwargs)`` pair in bulk statements."""
         self.validate_task(task)
         self._check_registered(task)
-        created = jobs.bulk_insert(task, calls, backend=self.alias)
-        results = [jobs.to_task_result(job, task) for job in created]
+        pairs = jobs.bulk_insert(task, calls, backend=self.alias)
+        results = [jobs.to_task_result(job, task) for job, _ in pairs]
         if compat.task_enqueued.has_listeners(type(self)):
-            for result in results:
-                compat.task_enqueued.send(type(self), task_result=result)
+            for result, (_, created) in zip(results, pairs, strict=True):
+                if created:
+                    compat.task_enqueued.send(type(self), task_result=result)
         return results
 
     def get_result(self, result_id: str) -> compat.AnyTaskResult:
@@ -181,6 +191,15 @@ class DatabaseBackend(compat.BaseTaskBackend):
                     hint="Rename the queue in TASKS[...]['QUEUES'].",
                     id="geartrain.E003",
                 )
+
+
+def _is_seconds(value: object) -> bool:
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and value >= 0
+    )
 
 
 def bulk_enqueue(

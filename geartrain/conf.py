@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -130,6 +131,8 @@ def _value_problem(key: str, value: Any) -> str | None:
     if not isinstance(value, types):
         return _type_message(key, value, types)
     if value is None or isinstance(value, list | tuple | str | bool):
+        if key in ("RETRY_ON", "TASK_MODULES") and isinstance(value, list | tuple):
+            return _paths_problem(key, value)
         if key == "BACKOFF" and value not in BACKOFF_STRATEGIES:
             return (
                 f"GEARTRAIN['BACKOFF'] is {value!r}; it must be one of "
@@ -137,6 +140,8 @@ def _value_problem(key: str, value: Any) -> str | None:
             )
         return None
     number = float(cast(float, value))
+    if not math.isfinite(number):
+        return f"GEARTRAIN[{key!r}] is {value!r}; it must be a finite number."
     if key in _POSITIVE and number <= 0:
         return f"GEARTRAIN[{key!r}] is {value!r}; it must be greater than 0."
     if key in _NON_NEGATIVE and number < 0:
@@ -146,6 +151,24 @@ def _value_problem(key: str, value: Any) -> str | None:
             f"GEARTRAIN['TIMEOUT'] is {value!r}; it must be greater than 0, "
             f"or None for no limit."
         )
+    return None
+
+
+def _paths_problem(key: str, value: list[Any] | tuple[Any, ...]) -> str | None:
+    for entry in value:
+        if not isinstance(entry, str) or not entry:
+            return (
+                f"GEARTRAIN[{key!r}] contains {entry!r}; it must list dotted paths "
+                f"as strings."
+            )
+    if key == "RETRY_ON":
+        from geartrain.tasks import resolve_exception
+
+        for entry in value:
+            try:
+                resolve_exception(entry)
+            except ValueError as exc:
+                return f"GEARTRAIN['RETRY_ON']: {exc}"
     return None
 
 

@@ -8,6 +8,7 @@ PostgreSQL a statement-level trigger (see the migrations) sends ``NOTIFY`` on co
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -95,20 +96,42 @@ def insert(job: Job) -> tuple[Job, bool]:
 
 def bulk_insert(
     task: compat.AnyTask, calls: Iterable[Call], *, backend: str
-) -> list[Job]:
-    """Insert one job per call in as few statements as the database allows."""
+) -> list[tuple[Job, bool]]:
+    """Insert one job per call in as few statements as the database allows.
+
+    Returns ``(job, created)`` pairs; unique jobs that collide come back uncreated.
+    """
     jobs = [build_job(task, args, kwargs, backend=backend) for args, kwargs in calls]
     if getattr(task, "unique", False):
-        return [insert(job)[0] for job in jobs]
+        return [insert(job) for job in jobs]
     using = get_settings().DATABASE
-    return Job.objects.using(using).bulk_create(jobs, batch_size=2000)
+    created = Job.objects.using(using).bulk_create(jobs, batch_size=2000)
+    return [(job, True) for job in created]
+
+
+def _as_enqueued(task: compat.AnyTask, job: Job) -> compat.AnyTask:
+    """``task`` with the priority, queue and run_after this job was enqueued with."""
+    deferred = job.run_after if job.run_after > job.enqueued_at else None
+    if (task.priority, task.queue_name, task.run_after) == (
+        job.priority,
+        job.queue,
+        deferred,
+    ):
+        return task
+    try:
+        return dataclasses.replace(
+            task, priority=job.priority, queue_name=job.queue, run_after=deferred
+        )
+    except compat.InvalidTask:
+        # The configuration changed since (a queue was removed): keep the task.
+        return task
 
 
 def to_task_result(
     job: Job, task: compat.AnyTask | None = None
 ) -> compat.AnyTaskResult:
     """Django's view of ``job``."""
-    task = task if task is not None else registry.get(job.task_path)
+    task = _as_enqueued(task if task is not None else registry.get(job.task_path), job)
     worker_ids = job.worker_ids
     if job.status == JobStatus.RUNNING and job.lease_owner:
         worker_ids.append(job.lease_owner)

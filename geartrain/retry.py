@@ -55,11 +55,12 @@ class RetryPolicy:
                 f"backoff is {self.backoff!r}; it must be one of {', '.join(BACKOFFS)}."
             )
         if self.delay < 0:
-            found.append(f"retry delay is {self.delay!r}; it must be 0 or greater.")
+            found.append(f"retry_delay is {self.delay!r}; it must be 0 or greater.")
         if self.max_delay < self.delay:
             found.append(
-                f"max_delay {self.max_delay!r} is smaller than the delay "
-                f"{self.delay!r}; it must be at least the delay."
+                f"retry_delay {self.delay!r} is larger than its cap max_retry_delay "
+                f"{self.max_delay!r}. Lower retry_delay or raise max_retry_delay "
+                f"(GEARTRAIN['MAX_RETRY_DELAY'] by default)."
             )
         for cls in self.retry_on:
             if not (isinstance(cls, type) and issubclass(cls, BaseException)):

@@ -25,7 +25,12 @@ def find_non_json(value: Any, path: str) -> tuple[str, str] | None:
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
-        if item is None or isinstance(item, bool | str):
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            problem = _string_problem(item)
+            if problem:
+                return where, problem
             continue
         if isinstance(item, int):
             continue
@@ -39,12 +44,23 @@ def find_non_json(value: Any, path: str) -> tuple[str, str] | None:
             )
             continue
         if isinstance(item, dict):
-            for key, v in reversed(list(item.items())):
+            for key in item:
                 if not isinstance(key, str):
                     return where, f"a dict with the non-str key {key!r}"
-                stack.append((v, f"{where}[{key!r}]"))
+            stack.extend((v, f"{where}[{k!r}]") for k, v in reversed(item.items()))
             continue
         return where, f"a {type(item).__module__}.{type(item).__qualname__}"
+    return None
+
+
+def _string_problem(text: str) -> str | None:
+    # PostgreSQL's jsonb rejects NUL; PostgreSQL and MariaDB reject lone surrogates.
+    if "\x00" in text:
+        return "a string containing a NUL character (\\x00)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a string containing a lone surrogate, which is not valid Unicode"
     return None
 
 

@@ -65,6 +65,40 @@ def retry_policy(task: compat.AnyTask | None) -> RetryPolicy:
     cached = _policies.get(key)
     if cached is not None:
         return cached
+    policy = build_policy(task)
+    _policies[key] = policy
+    return policy
+
+
+def resolve_exception(entry: type[BaseException] | str) -> type[BaseException]:
+    """An exception class from a class or its dotted path.
+
+    Raises:
+        ValueError: naming the entry, when it is not an exception class.
+    """
+    cls: object = entry
+    if isinstance(entry, str):
+        try:
+            cls = import_string(entry)
+        except ImportError:
+            raise ValueError(
+                f"retry_on entry {entry!r} cannot be imported. Use the dotted path of "
+                f"an exception class, such as 'builtins.ConnectionError'."
+            ) from None
+    if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+        raise ValueError(
+            f"retry_on entry {entry!r} is not an exception class. List exception "
+            f"classes or their dotted paths, such as 'builtins.ConnectionError'."
+        )
+    return cls
+
+
+def build_policy(task: compat.AnyTask | None) -> RetryPolicy:
+    """Build the :class:`RetryPolicy` of ``task`` without caching.
+
+    Raises:
+        ValueError: when an option, or its combination with the settings, is invalid.
+    """
     conf = get_settings()
     opts = task if isinstance(task, GeartrainTask) else None
 
@@ -72,11 +106,14 @@ def retry_policy(task: compat.AnyTask | None) -> RetryPolicy:
         value = getattr(opts, name, None) if opts is not None else None
         return default if value is None else value
 
-    retry_on = tuple(
-        import_string(c) if isinstance(c, str) else c
-        for c in pick("retry_on", conf.RETRY_ON)
-    )
-    policy = RetryPolicy(
+    entries = pick("retry_on", conf.RETRY_ON)
+    if isinstance(entries, str) or not isinstance(entries, tuple | list):
+        raise ValueError(
+            f"retry_on {entries!r} is not a tuple. Give a tuple of exception classes "
+            f"or dotted paths, such as (ConnectionError,)."
+        )
+    retry_on = tuple(resolve_exception(entry) for entry in entries)
+    return RetryPolicy(
         max_attempts=pick("max_attempts", conf.MAX_ATTEMPTS),
         retry_on=retry_on,
         backoff=pick("backoff", conf.BACKOFF),
@@ -84,8 +121,6 @@ def retry_policy(task: compat.AnyTask | None) -> RetryPolicy:
         max_delay=float(pick("max_retry_delay", conf.MAX_RETRY_DELAY)),
         jitter=pick("retry_jitter", conf.RETRY_JITTER),
     )
-    _policies[key] = policy
-    return policy
 
 
 def clear_policy_cache(**kwargs: Any) -> None:
@@ -106,7 +141,7 @@ def timeout(task: compat.AnyTask) -> float | None:
 
 
 @overload
-def task(function: Callable[..., Any], /) -> GeartrainTask: ...
+def task(function: Callable[..., Any], /) -> compat.AnyTask: ...
 
 
 @overload
@@ -117,7 +152,7 @@ def task(
     backend: str = ...,
     takes_context: bool = ...,
     **options: Any,
-) -> Callable[[Callable[..., Any]], GeartrainTask]: ...
+) -> Callable[[Callable[..., Any]], compat.AnyTask]: ...
 
 
 def task(
@@ -129,13 +164,13 @@ def task(
     backend: str = compat.DEFAULT_TASK_BACKEND_ALIAS,
     takes_context: bool = False,
     **options: Any,
-) -> GeartrainTask | Callable[[Callable[..., Any]], GeartrainTask]:
+) -> compat.AnyTask | Callable[[Callable[..., Any]], compat.AnyTask]:
     """Make ``function`` a task run by geartrain, with optional per-task policy.
 
     Accepts Django's ``@task`` arguments plus the fields of :class:`GeartrainTask`.
     """
 
-    def wrapper(func: Callable[..., Any]) -> GeartrainTask:
+    def wrapper(func: Callable[..., Any]) -> compat.AnyTask:
         task_class = compat.task_backends[backend].task_class
         if options and not issubclass(task_class, GeartrainTask):
             raise TypeError(
@@ -143,7 +178,7 @@ def task(
                 f"options {', '.join(sorted(options))}. Set TASKS[{backend!r}]"
                 f"['BACKEND'] to 'geartrain.backends.DatabaseBackend'."
             )
-        created = task_class(
+        created: compat.AnyTask = task_class(
             func=func,
             priority=priority,
             queue_name=queue_name,
@@ -151,7 +186,6 @@ def task(
             takes_context=takes_context,
             **options,
         )
-        assert isinstance(created, GeartrainTask)  # noqa: S101 - checked above
         return created
 
     if function is not None:

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+MAX_DURATION = timedelta(days=36500)
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 
 
@@ -18,20 +19,22 @@ def duration(text: str) -> timedelta:
             f"{text!r} is not a duration. Write a number followed by s, m, h, d or w, "
             f"such as 90s, 1h or 14d."
         )
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is longer than 100 years. Use a shorter duration, such as 365d."
+        )
+    return timedelta(seconds=seconds)
 
 
 def positive_int(text: str) -> int:
     """A whole number of 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1 or str(value) != text.strip().lstrip("+"):
+    digits = text.strip().removeprefix("+")
+    if not digits.isdigit() or int(digits) < 1:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a whole number of 1 or more."
         )
-    return value
+    return int(digits)
 
 
 def non_negative_float(text: str) -> float:

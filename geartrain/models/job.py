@@ -47,7 +47,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         cutoff = now - older_than
         return self.filter(
             Q(status=JobStatus.RUNNING, lease_expires_at__lt=now)
-            | Q(status=JobStatus.READY, run_after__lt=cutoff)
+            | Q(status__in=WAITING, run_after__lt=cutoff)
         )
 
 

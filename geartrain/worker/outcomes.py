@@ -5,6 +5,7 @@ Decisions only: the fields returned here are written by :mod:`geartrain.queue`.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,8 @@ from geartrain.models import Job, JobStatus
 from geartrain.registry import registry
 from geartrain.retry import RetryPolicy, postpone_allowed
 from geartrain.tasks import max_postpones, retry_policy
+
+logger = logging.getLogger(__name__)
 
 # Errors that no retry can fix.
 NEVER_RETRIED: tuple[type[BaseException], ...] = (InvalidArguments, MaxPostponesReached)
@@ -48,6 +51,12 @@ def policy_for(job: Job) -> RetryPolicy:
         return retry_policy(registry.get(job.task_path))
     except UnknownTask:
         return retry_policy(None)
+    except (ValueError, ImportError):
+        # Checked at decoration; only settings changed under a running task get here.
+        logger.exception(
+            "Invalid retry policy for task %s; not retrying", job.task_path
+        )
+        return RetryPolicy(max_attempts=1)
 
 
 def after_error(

@@ -19,7 +19,8 @@ def add_arguments(parser: Any) -> None:
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
-    ids, failed, task = options["ids"], options["failed"], options["task"]
+    ids = list(dict.fromkeys(options["ids"]))
+    failed, task = options["failed"], options["task"]
     if bool(ids) == bool(failed):
         raise CommandError("Give job ids or --failed (not both, not neither).")
     if task and not failed:
