@@ -1,4 +1,4 @@
-"""Test settings; the database comes from ``GEARTRAIN_TEST_DB`` (sqlite, postgresql, mysql)."""
+"""Test settings; ``GEARTRAIN_TEST_DB`` picks sqlite, postgresql or mysql."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import tempfile
 from geartrain.compat import TASKS_APP
 
 DB = os.environ.get("GEARTRAIN_TEST_DB", "sqlite")
-SECRET_KEY = "tests-only-not-secret"  # noqa: S105
+SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"
@@ -51,7 +51,8 @@ TEMPLATES = [
 STATIC_URL = "/static/"
 
 _SQLITE_FILE = os.environ.get(
-    "GEARTRAIN_SQLITE_FILE", os.path.join(tempfile.gettempdir(), "geartrain-tests.sqlite3")
+    "GEARTRAIN_SQLITE_FILE",
+    os.path.join(tempfile.gettempdir(), "geartrain-tests.sqlite3"),
 )
 
 if DB == "postgresql":
@@ -62,7 +63,9 @@ if DB == "postgresql":
             "USER": os.environ.get("GEARTRAIN_PG_USER", "postgres"),
             "HOST": "127.0.0.1",
             "PORT": "5432",
-            "TEST": {"NAME": os.environ.get("GEARTRAIN_PG_TEST_NAME", "geartrain_test")},
+            "TEST": {
+                "NAME": os.environ.get("GEARTRAIN_PG_TEST_NAME", "geartrain_test")
+            },
         }
     }
 elif DB == "mysql":
@@ -74,7 +77,9 @@ elif DB == "mysql":
             "HOST": "127.0.0.1",
             "PORT": "3306",
             "OPTIONS": {"charset": "utf8mb4"},
-            "TEST": {"NAME": os.environ.get("GEARTRAIN_MYSQL_TEST_NAME", "geartrain_test")},
+            "TEST": {
+                "NAME": os.environ.get("GEARTRAIN_MYSQL_TEST_NAME", "geartrain_test")
+            },
         }
     }
 else:

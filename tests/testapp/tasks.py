@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from geartrain import task as gt_task
 
 
 def _mark(name: str, value: Any) -> None:
-    """Append a line to the marker file named by the environment (for subprocess tests)."""
+    """Append a line to a marker file in $GEARTRAIN_MARKS (subprocess tests)."""
     folder = os.environ.get("GEARTRAIN_MARKS")
     if folder:
         with Path(folder, name).open("a") as fh:
@@ -64,7 +65,7 @@ def fail(message: str = "boom") -> None:
 @gt_task(max_attempts=3, retry_on=(ConnectionError,), backoff="constant", retry_delay=0)
 def flaky(key: str, failures: int) -> str:
     """Fails with ConnectionError ``failures`` times (counted in a marker file)."""
-    folder = os.environ.get("GEARTRAIN_MARKS", "/tmp")
+    folder = os.environ.get("GEARTRAIN_MARKS", tempfile.gettempdir())
     path = Path(folder, f"flaky-{key}")
     seen = int(path.read_text()) if path.exists() else 0
     path.write_text(str(seen + 1))
@@ -85,7 +86,7 @@ def postpone_always() -> None:
 
 @task(takes_context=True)
 def postpone_then_succeed(context: TaskContext, times: int) -> int:
-    folder = os.environ.get("GEARTRAIN_MARKS", "/tmp")
+    folder = os.environ.get("GEARTRAIN_MARKS", tempfile.gettempdir())
     path = Path(folder, f"postpone-{context.task_result.id}")
     seen = int(path.read_text()) if path.exists() else 0
     path.write_text(str(seen + 1))
