@@ -127,6 +127,8 @@ class Job(models.Model):
                 fields=["status", "finished_at"], name="geartrain_job_prune_v1"
             ),
             models.Index(fields=["task_path", "status"], name="geartrain_job_task_v1"),
+            # The admin's date hierarchy and "newest first" views.
+            models.Index(fields=["enqueued_at"], name="geartrain_job_enqueued_v1"),
         ]
         constraints = [
             models.CheckConstraint(
