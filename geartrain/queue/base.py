@@ -94,6 +94,32 @@ class ClaimStrategy:
         assert isinstance(json_field, JSONField)  # noqa: S101 - our own model
         return json_field.get_db_prep_value(value, self.connection, prepared=False)
 
+    def _claim_returning(
+        self,
+        queues: Sequence[str],
+        limit: int,
+        owner: str,
+        lease_seconds: float,
+        lock: str,
+    ) -> list[int]:
+        """One-statement claim for vendors with ``UPDATE … RETURNING``.
+
+        ``lock`` is appended to the inner SELECT (``FOR UPDATE SKIP LOCKED`` or "").
+        """
+        now, expires = self._times(lease_seconds)
+        where, qparams = self._ready_sql(queues)
+        sql = (
+            f"UPDATE {self.table} SET {self._set_claimed_sql()} "
+            f"WHERE id IN (SELECT id FROM {self.table} WHERE {where} LIMIT %s {lock}) "
+            "RETURNING id, priority, run_after"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [owner, expires, now, now, *qparams, limit])
+            rows = cursor.fetchall()
+        # RETURNING gives no order guarantee: restore the claim order.
+        rows.sort(key=lambda r: (-r[1], r[2], r[0]))
+        return [int(r[0]) for r in rows]
+
     # Writes after a claim ---------------------------------------------------------
 
     def ack_successes(self, owner: str, acks: Sequence[SuccessAck]) -> int:

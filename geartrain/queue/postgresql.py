@@ -39,18 +39,9 @@ class PostgreSQLStrategy(ClaimStrategy):
     def claim_ids(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
     ) -> list[int]:
-        now, expires = self._times(lease_seconds)
-        where, qparams = self._ready_sql(queues)
-        sql = (
-            f"UPDATE {self.table} SET {self._set_claimed_sql()} "
-            f"WHERE id IN (SELECT id FROM {self.table} WHERE {where} "
-            "LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id, priority, run_after"
+        return self._claim_returning(
+            queues, limit, owner, lease_seconds, "FOR UPDATE SKIP LOCKED"
         )
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, [owner, expires, now, now, *qparams, limit])
-            rows = cursor.fetchall()
-        rows.sort(key=lambda r: (-r[1], r[2], r[0]))
-        return [int(r[0]) for r in rows]
 
     def _listen(self) -> Any:
         if self._listener is None:

@@ -25,17 +25,4 @@ class SQLiteStrategy(ClaimStrategy):
     def claim_ids(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
     ) -> list[int]:
-        now, expires = self._times(lease_seconds)
-        where, qparams = self._ready_sql(queues)
-        sql = (
-            f"UPDATE {self.table} SET {self._set_claimed_sql()} "
-            f"WHERE id IN (SELECT id FROM {self.table} WHERE {where} LIMIT %s) "
-            "RETURNING id, priority, run_after"
-        )
-        params = [owner, expires, now, now, *qparams, limit]
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-        # RETURNING gives no order guarantee: restore the claim order.
-        rows.sort(key=lambda r: (-r[1], r[2], r[0]))
-        return [int(r[0]) for r in rows]
+        return self._claim_returning(queues, limit, owner, lease_seconds, "")
