@@ -59,6 +59,12 @@ class Settings:
     """Grace period of the first SIGTERM/SIGINT before running jobs are killed."""
     WORKER_FORGET_AFTER: float = 3600.0
     """Seconds after its last heartbeat when a dead worker's registration is deleted."""
+    OVERLAP_FAILED: bool = False
+    """Let a pipeline launch while its latest run failed (not resumed or dismissed)."""
+    AUTO_WEIGHT: bool = True
+    """Recompute each step's weight from its recent durations after a run."""
+    WEIGHT_SAMPLE_SIZE: int = 10
+    """How many recent runs of a step its weight averages."""
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -80,6 +86,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "CLAIM_BATCH_SIZE": (int,),
     "SHUTDOWN_TIMEOUT": (int, float),
     "WORKER_FORGET_AFTER": (int, float),
+    "OVERLAP_FAILED": (bool,),
+    "AUTO_WEIGHT": (bool,),
+    "WEIGHT_SAMPLE_SIZE": (int,),
 }
 _POSITIVE = {
     "MAX_ATTEMPTS",
@@ -89,6 +98,7 @@ _POSITIVE = {
     "POLL_INTERVAL",
     "CLAIM_BATCH_SIZE",
     "WORKER_FORGET_AFTER",
+    "WEIGHT_SAMPLE_SIZE",
 }
 _NON_NEGATIVE = {
     "RETRY_DELAY",

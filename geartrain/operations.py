@@ -18,6 +18,7 @@ from django.utils import timezone
 from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus, WorkerProcess
 from geartrain.models.job import FINISHED, WAITING
+from geartrain.pipelines import hooks
 
 logger = logging.getLogger(__name__)
 
@@ -60,15 +61,22 @@ def retry_jobs(jobs: Iterable[Job]) -> list[Job]:
 def cancel_jobs(jobs: Iterable[Job]) -> int:
     """Cancel jobs that have not started; running and finished jobs are left alone."""
     ids = [job.pk for job in jobs]
-    count = (
-        Job.objects.using(_db())
-        .filter(pk__in=ids, status__in=WAITING)
-        .update(
-            status=JobStatus.CANCELLED,
-            finished_at=timezone.now(),
-            unique_key=None,
+    with transaction.atomic(using=_db()):
+        waiting = list(
+            Job.objects.using(_db())
+            .select_for_update()
+            .filter(pk__in=ids, status__in=WAITING)
         )
-    )
+        count = (
+            Job.objects.using(_db())
+            .filter(pk__in=[j.pk for j in waiting], status__in=WAITING)
+            .update(
+                status=JobStatus.CANCELLED,
+                finished_at=timezone.now(),
+                unique_key=None,
+            )
+        )
+        hooks.jobs_cancelled([j for j in waiting if j.step_run_id is not None])
     logger.info("Cancelled count=%s of requested=%s", count, len(ids))
     return count
 

@@ -1,6 +1,30 @@
 """geartrain's models (re-exported; one module per concept)."""
 
 from geartrain.models.job import Job, JobQuerySet, JobStatus
+from geartrain.models.pipeline import OverlapRule, Pipeline, Stage, Step
+from geartrain.models.run import (
+    PipelineRun,
+    RunStatus,
+    StageRun,
+    StepError,
+    StepRun,
+    Trigger,
+)
 from geartrain.models.worker import WorkerProcess
 
-__all__ = ["Job", "JobQuerySet", "JobStatus", "WorkerProcess"]
+__all__ = [
+    "Job",
+    "JobQuerySet",
+    "JobStatus",
+    "OverlapRule",
+    "Pipeline",
+    "PipelineRun",
+    "RunStatus",
+    "Stage",
+    "StageRun",
+    "Step",
+    "StepError",
+    "StepRun",
+    "Trigger",
+    "WorkerProcess",
+]

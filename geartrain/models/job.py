@@ -103,6 +103,15 @@ class Job(models.Model):
         related_name="retries",
     )
 
+    step_run = models.ForeignKey(
+        "geartrain.StepRun",
+        verbose_name=_("pipeline step run"),
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="jobs",
+    )
+
     objects = JobQuerySet.as_manager()
 
     class Meta:

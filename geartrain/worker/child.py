@@ -27,6 +27,7 @@ from geartrain import compat, jobs
 from geartrain.conf import Settings
 from geartrain.exceptions import UnknownTask
 from geartrain.models import Job, JobStatus
+from geartrain.pipelines import engine, errors, hooks
 from geartrain.queue import SuccessAck, get_strategy
 from geartrain.registry import registry
 from geartrain.tasks import timeout as task_timeout
@@ -66,7 +67,8 @@ class Child:
         self.done = 0
         self.batch = 1
         self.acks: list[SuccessAck] = []
-        self.finishes: list[tuple[int, dict[str, Any]]] = []
+        self.finishes: list[tuple[Job, dict[str, Any]]] = []
+        self.step_errors: list[tuple[int, BaseException, dict[str, str]]] = []
         self.signals: list[tuple[Job, dict[str, Any]]] = []
         self.needs_recovery = False
         self.next_promote = 0.0
@@ -186,6 +188,8 @@ class Child:
             result = jobs.to_task_result(job, task)
         except UnknownTask:
             limit, result = None, None
+        if job.step_run_id is not None:
+            engine.step_started(job)
         self.slot[0] = float(job.pk)
         self.slot[1] = time.time() + limit if limit else 0.0
         if result is not None:
@@ -203,18 +207,22 @@ class Child:
         if outcome.kind == "succeeded":
             entry = outcomes.log_entry(job, self.owner, outcome.started_at, now)
             log = [*job.attempt_log, entry]
-            self.acks.append(SuccessAck(job.pk, now, outcome.return_value, log))
             fields: dict[str, Any] = {
                 "status": JobStatus.SUCCEEDED,
                 "finished_at": now,
                 "return_value": outcome.return_value,
                 "attempt_log": log,
             }
+            if job.step_run_id is None:
+                self.acks.append(SuccessAck(job.pk, now, outcome.return_value, log))
+            else:
+                # A step's outcome advances its run in the same transaction.
+                self.finishes.append((job, fields))
         elif outcome.kind == "postpone":
             fields = outcomes.after_postpone(
                 job, outcome.postpone_seconds, self.owner, now
             )
-            self.finishes.append((job.pk, fields))
+            self.finishes.append((job, fields))
         else:
             entry = outcomes.log_entry(
                 job,
@@ -226,7 +234,15 @@ class Child:
                 traceback=outcome.traceback,
             )
             fields = outcomes.after_error(job, entry, outcome.error, now)
-            self.finishes.append((job.pk, fields))
+            self.finishes.append((job, fields))
+            if job.step_run_id is not None and fields["status"] == JobStatus.FAILED:
+                details = {
+                    "error_class": outcome.error_class,
+                    "message": outcome.message,
+                    "traceback": outcome.traceback,
+                }
+                error = outcome.error or RuntimeError(outcome.message)
+                self.step_errors.append((job.step_run_id, error, details))
         if outcomes.django_status(fields) is not None:
             self.signals.append((job, fields))
 
@@ -235,12 +251,15 @@ class Child:
             self.strategy.ack_successes(self.owner, self.acks)
             self.acks = []
         while self.finishes:
-            job_id, fields = self.finishes[0]
-            if not self.strategy.finish(job_id, self.owner, **fields):
+            job, fields = self.finishes[0]
+            if not hooks.finish_job(self.strategy, job, self.owner, fields):
                 logger.warning(
-                    "Outcome of job id=%s discarded: its lease was taken away", job_id
+                    "Outcome of job id=%s discarded: its lease was taken away", job.pk
                 )
             self.finishes.pop(0)
+        step_errors, self.step_errors = self.step_errors, []
+        for step_run_id, error, details in step_errors:
+            errors.handle(step_run_id, error, details)
         signals, self.signals = self.signals, []
         for job, fields in signals:
             _send_finished(job, fields)

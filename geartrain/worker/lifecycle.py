@@ -19,7 +19,9 @@ from django.utils import timezone
 
 from geartrain import compat, jobs
 from geartrain.conf import Settings
+from geartrain.exceptions import WorkerLost
 from geartrain.models import Job, JobStatus, WorkerProcess
+from geartrain.pipelines import errors, hooks
 from geartrain.queue import get_strategy
 from geartrain.worker import outcomes
 
@@ -92,7 +94,8 @@ def record_lost(job: Job, *, error_class: str, message: str, conf: Settings) -> 
         traceback=f"{error_class}: {message}\n",
     )
     fields = outcomes.after_error(job, entry, None, now)
-    written = get_strategy(conf.DATABASE).finish(job.pk, job.lease_owner, **fields)
+    strategy = get_strategy(conf.DATABASE)
+    written = hooks.finish_job(strategy, job, job.lease_owner, fields)
     if written:
         logger.warning(
             "Job id=%s task=%s attempt=%s lost: %s; now %s",
@@ -105,6 +108,9 @@ def record_lost(job: Job, *, error_class: str, message: str, conf: Settings) -> 
         )
         if outcomes.django_status(fields) is not None:
             _notify_finished(job, fields)
+        if job.step_run_id is not None and fields["status"] == JobStatus.FAILED:
+            details = {"error_class": error_class, "message": message}
+            errors.handle(job.step_run_id, WorkerLost(message), details)
     return written
 
 

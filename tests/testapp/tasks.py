@@ -119,3 +119,24 @@ def too_slow() -> None:
 @gt_task(unique=True)
 def unique_report(day: str) -> str:
     return day
+
+
+# Pipeline fixtures -------------------------------------------------------------------
+
+
+@task
+def step_record(key: str, seconds: float = 0.0, fail: bool = False) -> str:
+    """A pipeline step: waits, records its key, optionally fails."""
+    _mark("started", key)
+    if seconds:
+        time.sleep(seconds)
+    if fail:
+        raise RuntimeError(f"step {key} failed")
+    _mark("record", key)
+    return key
+
+
+@task
+def step_with_kwargs(key: str, **extra: object) -> dict[str, object]:
+    """A pipeline step that accepts any runtime argument."""
+    return {"key": key, **extra}
