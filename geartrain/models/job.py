@@ -103,6 +103,18 @@ class Job(models.Model):
         related_name="retries",
     )
 
+    max_attempts = models.PositiveSmallIntegerField(
+        _("max attempts"),
+        null=True,
+        blank=True,
+        help_text=_("Overrides the task's max_attempts for this job (pipeline steps)."),
+    )
+    timeout = models.FloatField(
+        _("timeout (seconds)"),
+        null=True,
+        blank=True,
+        help_text=_("Overrides the task's timeout for this job (pipeline steps)."),
+    )
     step_run = models.ForeignKey(
         "geartrain.StepRun",
         verbose_name=_("pipeline step run"),

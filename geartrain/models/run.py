@@ -160,6 +160,10 @@ class StepRun(_Timed):
     weight = models.FloatField(_("weight"), default=1.0)
     critical = models.BooleanField(_("critical"), default=True)
     error_handler = models.CharField(_("error handler"), max_length=255, blank=True)
+    max_attempts = models.PositiveSmallIntegerField(
+        _("max attempts"), null=True, blank=True
+    )
+    timeout = models.FloatField(_("timeout (seconds)"), null=True, blank=True)
     return_value = models.JSONField(_("return value"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
 

@@ -78,6 +78,8 @@ def _enqueue_steps(run: PipelineRun, steps: list[StepRun]) -> None:
         )
         job = job_rows.build_job(task, (), step.kwargs, backend=task.backend)
         job.step_run = step
+        job.max_attempts = step.max_attempts
+        job.timeout = step.timeout
         new_jobs.append(job)
     # Heaviest first: ids (and so the claim order) follow the list order.
     Job.objects.using(_db()).bulk_create(new_jobs)

@@ -178,6 +178,8 @@ def create_rows(run: PipelineRun, spec: specs.PipelineSpec) -> None:
                     weight=step.weight,
                     critical=step.critical,
                     error_handler=step.error_handler or "",
+                    max_attempts=step.max_attempts,
+                    timeout=step.timeout,
                     status=RunStatus.PENDING if step.enabled else RunStatus.SKIPPED,
                 )
             )

@@ -184,7 +184,7 @@ class Child:
     def _run_one(self, job: Job) -> None:
         try:
             task = registry.get(job.task_path)
-            limit = task_timeout(task)
+            limit = job.timeout or task_timeout(task)
             result = jobs.to_task_result(job, task)
         except UnknownTask:
             limit, result = None, None

@@ -5,6 +5,7 @@ Decisions only: the fields returned here are written by :mod:`geartrain.queue`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,7 +47,14 @@ def log_entry(
 
 
 def policy_for(job: Job) -> RetryPolicy:
-    """The retry policy of the job's task, or the settings' default if unknown."""
+    """The retry policy of the job (its task's, with the job's own overrides)."""
+    policy = _task_policy(job)
+    if job.max_attempts:
+        return dataclasses.replace(policy, max_attempts=job.max_attempts)
+    return policy
+
+
+def _task_policy(job: Job) -> RetryPolicy:
     try:
         return retry_policy(registry.get(job.task_path))
     except UnknownTask:

@@ -140,3 +140,42 @@ def step_record(key: str, seconds: float = 0.0, fail: bool = False) -> str:
 def step_with_kwargs(key: str, **extra: object) -> dict[str, object]:
     """A pipeline step that accepts any runtime argument."""
     return {"key": key, **extra}
+
+
+@task(takes_context=True)
+def step_sum_upstream(context: TaskContext) -> int:
+    """Adds up the numeric results of every upstream step."""
+    from geartrain.pipelines.context import upstream_results
+
+    found = upstream_results(context)
+    return sum(
+        v for steps in found.values() for v in steps.values() if isinstance(v, int)
+    )
+
+
+@task
+def step_number(n: int) -> int:
+    return n
+
+
+@task
+def step_args(a: int = 0, b: int = 0, c: int = 0) -> dict[str, int]:
+    return {"a": a, "b": b, "c": c}
+
+
+from geartrain.pipelines.errors import error_handler  # noqa: E402
+
+
+@error_handler
+def handler_one(error: BaseException) -> None:
+    _mark("handled", f"one:{type(error).__name__}")
+
+
+@error_handler
+def handler_two(error: BaseException, step_run: object) -> None:
+    _mark("handled", f"two:{getattr(step_run, 'step_name', '?')}")
+
+
+@error_handler
+def handler_that_raises(error: BaseException) -> None:
+    raise RuntimeError("the handler itself failed")
