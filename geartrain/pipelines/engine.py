@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from geartrain import jobs as job_rows
@@ -219,18 +220,23 @@ def maybe_finish(run: PipelineRun) -> None:
 
 
 def cancel(run_id: int) -> PipelineRun:
-    """Cancel a run: waiting steps are cancelled, running ones finish, no new ones."""
-    run = lock_run(run_id)
-    if run.status in RUN_FINAL:
-        return run
-    run.cancel_requested = True
-    run.save(update_fields=["cancel_requested"])
-    for stage_run in run.stage_runs.filter(status=RunStatus.RUNNING):
-        stage_run.steps_left -= skip_waiting_steps(stage_run, RunStatus.CANCELLED)
-        stage_run.save(update_fields=["steps_left"])
-        if stage_run.steps_left <= 0:
-            complete_stage(run, stage_run)
-    maybe_finish(run)
+    """Cancel a run: waiting steps are cancelled, running ones finish, no new ones.
+
+    Opens its own transaction (or joins the caller's).
+    """
+    with transaction.atomic(using=_db()):
+        run = lock_run(run_id)
+        if run.status in RUN_FINAL:
+            return run
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+        for stage_run in run.stage_runs.filter(status=RunStatus.RUNNING):
+            stage_run.steps_left -= skip_waiting_steps(stage_run, RunStatus.CANCELLED)
+            stage_run.save(update_fields=["steps_left"])
+            if stage_run.steps_left <= 0:
+                complete_stage(run, stage_run)
+        maybe_finish(run)
+    logger.info("Pipeline run %s cancel requested", run_id, extra={"action": "cancel"})
     return run
 
 
