@@ -15,12 +15,15 @@ class GeartrainConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from geartrain import checks, conf, tasks
+        from geartrain import backends, checks, conf, tasks
         from geartrain.registry import registry
 
         setting_changed.connect(conf.clear_cache, dispatch_uid="geartrain.conf")
         setting_changed.connect(
             tasks.clear_policy_cache, dispatch_uid="geartrain.tasks"
+        )
+        setting_changed.connect(
+            backends.clear_policy_checks, dispatch_uid="geartrain.backends"
         )
         checks.register()
         registry.autodiscover()

@@ -27,7 +27,7 @@ from django.conf import settings
 from django.core import checks
 from django.utils import timezone
 
-from geartrain import compat, jobs
+from geartrain import compat, conf, jobs
 from geartrain.conf import get_settings
 from geartrain.models import Job
 from geartrain.registry import registry
@@ -120,10 +120,7 @@ class DatabaseBackend(compat.BaseTaskBackend):
                 f"number of 0 or more."
             )
         if not problems:
-            try:
-                build_policy(task)
-            except ValueError as exc:
-                problems.append(f"Task {name!r}: {exc}")
+            problems.extend(_policy_problems(task))
         if problems:
             raise compat.InvalidTask(" ".join(problems))
 
@@ -191,6 +188,39 @@ class DatabaseBackend(compat.BaseTaskBackend):
                     hint="Rename the queue in TASKS[...]['QUEUES'].",
                     id="geartrain.E003",
                 )
+
+
+_checked_policies: dict[tuple[Any, ...], list[str]] = {}
+
+
+def _policy_problems(task: GeartrainTask) -> list[str]:
+    """Problems of the task's effective retry policy, cached per set of options.
+
+    Broken settings are left to check geartrain.E002 instead of failing every import.
+    """
+    key = (
+        task.module_path,
+        task.max_attempts,
+        task.retry_on,
+        task.backoff,
+        task.retry_delay,
+        task.max_retry_delay,
+        task.retry_jitter,
+    )
+    if key not in _checked_policies:
+        found: list[str] = []
+        if not conf.value_problems(conf.raw_settings()):
+            try:
+                build_policy(task)
+            except ValueError as exc:
+                found.append(f"Task {task.module_path!r}: {exc}")
+        _checked_policies[key] = found
+    return _checked_policies[key]
+
+
+def clear_policy_checks(**kwargs: Any) -> None:
+    """Forget checked policies (``setting_changed`` receiver)."""
+    _checked_policies.clear()
 
 
 def _is_seconds(value: object) -> bool:

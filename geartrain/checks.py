@@ -12,10 +12,12 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 
 from geartrain import conf
 
@@ -25,7 +27,8 @@ BACKEND_PATH = "geartrain.backends.DatabaseBackend"
 def register() -> None:
     """Register geartrain's checks (called from ``AppConfig.ready``)."""
     checks.register(check_settings, "geartrain")
-    checks.register(check_database, "geartrain", checks.Tags.database)
+    # Reads settings only (no query), so it runs with every `check`, not --database.
+    checks.register(check_database, "geartrain")
     checks.register(check_backend_configured, "geartrain")
 
 
@@ -70,8 +73,8 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
             )
         ]
     engine = str(databases[alias].get("ENGINE", ""))
-    vendor = engine.rsplit(".", 1)[-1]
-    if vendor not in ("sqlite3", "postgresql", "mysql"):
+    vendor = _vendor(engine)
+    if vendor not in ("sqlite", "postgresql", "mysql"):
         return [
             checks.Error(
                 f"Database {alias!r} uses the engine {engine!r}, which geartrain does "
@@ -80,12 +83,20 @@ def check_database(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="geartrain.E005",
             )
         ]
-    if vendor == "sqlite3":
+    if vendor == "sqlite":
         options = databases[alias].get("OPTIONS", {})
         return _sqlite_warnings(
             alias, dict(options) if isinstance(options, dict) else {}
         )
     return []
+
+
+def _vendor(engine: str) -> str:
+    """The vendor of a database engine (PostGIS is "postgresql"), without connecting."""
+    try:
+        return str(import_module(f"{engine}.base").DatabaseWrapper.vendor)
+    except (ImportError, AttributeError, ImproperlyConfigured):
+        return engine.rsplit(".", 1)[-1]
 
 
 def _sqlite_warnings(alias: str, options: dict[str, Any]) -> list[checks.CheckMessage]:

@@ -45,7 +45,6 @@ else:  # pragma: no cover - exercised by the Django 5.2 matrix entry
     from django_tasks import (
         DEFAULT_TASK_BACKEND_ALIAS,
         DEFAULT_TASK_QUEUE_NAME,
-        Task,
         TaskContext,
         TaskResult,
         TaskResultStatus,
@@ -56,6 +55,7 @@ else:  # pragma: no cover - exercised by the Django 5.2 matrix entry
         DEFAULT_TASK_PRIORITY,
         TASK_MAX_PRIORITY,
         TASK_MIN_PRIORITY,
+        Task,
         TaskError,
     )
     from django_tasks.exceptions import InvalidTaskError as InvalidTask

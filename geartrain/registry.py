@@ -82,8 +82,11 @@ class Registry:
             module = _import_if_present(name)
             if module is not None:
                 self.scan(module)
-        for name in get_settings().TASK_MODULES:
-            self.scan(importlib.import_module(name))
+        modules = get_settings().TASK_MODULES
+        if isinstance(modules, list | tuple):
+            for name in modules:
+                if isinstance(name, str) and name:
+                    self.scan(importlib.import_module(name))
         self.discovered = True
         logger.debug("Registered tasks count=%s", len(self._tasks))
 

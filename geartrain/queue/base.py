@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from django.db import connections
+from django.db import connections, transaction
 from django.db.models import Case, F, JSONField, Min, Value, When
 from django.utils import timezone
 
@@ -101,16 +101,20 @@ class ClaimStrategy:
         owner: str,
         lease_seconds: float,
         lock: str,
+        ids_in: str = "id IN ({})",
+        prefix: str = "",
     ) -> list[int]:
         """One-statement claim for vendors with ``UPDATE … RETURNING``.
 
-        ``lock`` is appended to the inner SELECT (``FOR UPDATE SKIP LOCKED`` or "").
+        ``lock`` is appended to the inner SELECT (``FOR UPDATE SKIP LOCKED`` or "");
+        ``ids_in`` is how the outer UPDATE matches the selected ids.
         """
         now, expires = self._times(lease_seconds)
         where, qparams = self._ready_sql(queues)
+        inner = f"SELECT id FROM {self.table} WHERE {where} LIMIT %s {lock}"
         sql = (
-            f"UPDATE {self.table} SET {self._set_claimed_sql()} "
-            f"WHERE id IN (SELECT id FROM {self.table} WHERE {where} LIMIT %s {lock}) "
+            f"{prefix}UPDATE {self.table} SET {self._set_claimed_sql()} "
+            f"WHERE {ids_in.format(inner)} "
             "RETURNING id, priority, run_after"
         )
         with self.connection.cursor() as cursor:
@@ -143,7 +147,9 @@ class ClaimStrategy:
             )
             for a in acks
         ]
-        with self.connection.cursor() as cursor:
+        # One transaction for the batch: in autocommit every row would commit (and
+        # on SQLite take the write lock) on its own.
+        with transaction.atomic(using=self.alias), self.connection.cursor() as cursor:
             cursor.executemany(sql, params)
             count = cursor.rowcount
         return int(count) if count is not None and count >= 0 else len(acks)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import Error as DatabaseError
-from django.db import close_old_connections, connections
+from django.db import connections
 
 from geartrain import compat, jobs
 from geartrain.conf import Settings
@@ -138,7 +138,9 @@ class Child:
                 time.sleep(0.2)
 
     def _cycle(self) -> int:
-        close_old_connections()
+        # One connection for the child's life: reconnecting per cycle (what
+        # close_old_connections() does with CONN_MAX_AGE = 0) costs more than a job.
+        # A broken connection surfaces as a DatabaseError and is replaced then.
         self._flush()
         if self.needs_recovery:
             # Jobs claimed by a statement whose answer was lost: give them back.
@@ -193,9 +195,12 @@ class Child:
         self.slot[0] = float(job.pk)
         self.slot[1] = time.time() + limit if limit else 0.0
         if result is not None:
-            compat.task_started.send(
-                type(result.task.get_backend()), task_result=result
-            )
+            try:
+                compat.task_started.send(
+                    type(result.task.get_backend()), task_result=result
+                )
+            except Exception:
+                logger.exception("A task_started receiver failed for job id=%s", job.pk)
         outcome = execute(job, result)
         self.slot[1] = 0.0
         self.slot[0] = 0.0

@@ -177,9 +177,11 @@ class Supervisor:
             self.children.remove(handle)
             code = handle.process.exitcode
             self.unrecovered.append((handle, code))
+            # Return the dead child's jobs first, so a replacement (or, with --burst,
+            # the decision to stop) sees them.
+            self._retry_recoveries()
             if self._should_respawn(code):
                 self._spawn()
-        self._retry_recoveries()
 
     def _retry_recoveries(self) -> None:
         """Recover dead children's jobs; kept for later while the database is down."""

@@ -33,6 +33,9 @@ def test_defaults_are_documented_values():
         "CLAIM_BATCH_SIZE": 32,
         "SHUTDOWN_TIMEOUT": 30.0,
         "WORKER_FORGET_AFTER": 3600.0,
+        "OVERLAP_FAILED": False,
+        "AUTO_WEIGHT": True,
+        "WEIGHT_SAMPLE_SIZE": 10,
     }
     assert value_problems({}) == []
 

@@ -27,9 +27,9 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         raise CommandError("--task only goes with --failed.")
     qs = Job.objects.using(get_settings().DATABASE)
     if failed:
-        jobs = list(
-            qs.filter(status=JobStatus.FAILED, **({"task_path": task} if task else {}))
-        )
+        # Failed jobs that were already retried are left alone (no duplicates).
+        failed_jobs = qs.filter(status=JobStatus.FAILED, retries__isnull=True)
+        jobs = list(failed_jobs.filter(**({"task_path": task} if task else {})))
     else:
         found = {j.pk: j for j in qs.filter(pk__in=ids)}
         missing = [i for i in ids if i not in found]
