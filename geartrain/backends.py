@@ -153,6 +153,12 @@ class DatabaseBackend(compat.BaseTaskBackend):
         """Insert one job per ``(args, kwargs)`` pair in bulk statements."""
         self.validate_task(task)
         self._check_registered(task)
+        fast = jobs.bulk_insert_fast(task, calls, backend=self.alias)
+        if fast is not None:
+            if compat.task_enqueued.has_listeners(type(self)):
+                for result in fast:
+                    compat.task_enqueued.send(type(self), task_result=result)
+            return fast
         pairs = jobs.bulk_insert(task, calls, backend=self.alias)
         results = [jobs.to_task_result(job, task) for job, _ in pairs]
         if compat.task_enqueued.has_listeners(type(self)):

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 from geartrain import compat, serialization
@@ -102,11 +102,55 @@ def bulk_insert(
     Returns ``(job, created)`` pairs; unique jobs that collide come back uncreated.
     """
     jobs = [build_job(task, args, kwargs, backend=backend) for args, kwargs in calls]
-    if getattr(task, "unique", False):
-        return [insert(job) for job in jobs]
     using = get_settings().DATABASE
+    if getattr(task, "unique", False) or not _returns_bulk_ids(using):
+        # MySQL (unlike MariaDB) cannot return the ids of a multi-row insert.
+        return [insert(job) for job in jobs]
     created = Job.objects.using(using).bulk_create(jobs, batch_size=2000)
     return [(job, True) for job in created]
+
+
+def bulk_insert_fast(
+    task: compat.AnyTask, calls: Iterable[Call], *, backend: str
+) -> list[compat.AnyTaskResult] | None:
+    """Insert non-unique jobs in one statement where the database allows it.
+
+    Returns the results, or None when this database has no fast path (the caller
+    then uses :func:`bulk_insert`).
+    """
+    from geartrain.queue import BulkFixed, get_strategy
+
+    strategy = get_strategy(get_settings().DATABASE)
+    if not strategy.supports_fast_bulk_insert or getattr(task, "unique", False):
+        return None
+    path = task.module_path
+    checked = [serialization.check_arguments(path, a, k) for a, k in calls]
+    now = timezone.now()
+    run_after = task.run_after or now
+    status = JobStatus.SCHEDULED if run_after > now else JobStatus.READY
+    fixed = BulkFixed(
+        path, backend, task.queue_name, task.priority, status, run_after, now
+    )
+    texts = [(serialization.dumps(a), serialization.dumps(k)) for a, k in checked]
+    ids = strategy.bulk_insert(fixed, texts) if texts else []
+    ready = STATUS_TO_DJANGO[status]
+    return [
+        compat.TaskResult(
+            task=task,
+            id=str(job_id),
+            status=ready,
+            enqueued_at=now,
+            started_at=None,
+            finished_at=None,
+            last_attempted_at=None,
+            args=args,
+            kwargs=kwargs,
+            backend=backend,
+            errors=[],
+            worker_ids=[],
+        )
+        for job_id, (args, kwargs) in zip(ids, checked, strict=True)
+    ]
 
 
 def _as_enqueued(task: compat.AnyTask, job: Job) -> compat.AnyTask:
@@ -125,6 +169,10 @@ def _as_enqueued(task: compat.AnyTask, job: Job) -> compat.AnyTask:
     except compat.InvalidTask:
         # The configuration changed since (a queue was removed): keep the task.
         return task
+
+
+def _returns_bulk_ids(using: str) -> bool:
+    return bool(connections[using].features.can_return_rows_from_bulk_insert)
 
 
 def to_task_result(

@@ -31,11 +31,25 @@ class SuccessAck:
     attempt_log: list[dict[str, Any]]
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class BulkFixed:
+    """What every job of one bulk insert shares."""
+
+    task_path: str
+    backend: str
+    queue: str
+    priority: int
+    status: str
+    run_after: datetime
+    enqueued_at: datetime
+
+
 class ClaimStrategy:
     """Base of the per-vendor strategies; subclasses implement :meth:`claim_ids`."""
 
     vendor: ClassVar[str] = ""
     supports_notify: ClassVar[bool] = False
+    supports_fast_bulk_insert: ClassVar[bool] = False
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -123,6 +137,12 @@ class ClaimStrategy:
         # RETURNING gives no order guarantee: restore the claim order.
         rows.sort(key=lambda r: (-r[1], r[2], r[0]))
         return [int(r[0]) for r in rows]
+
+    def bulk_insert(
+        self, fixed: BulkFixed, calls: Sequence[tuple[str, str]]
+    ) -> list[int]:
+        """Insert jobs in one statement (only where ``supports_fast_bulk_insert``)."""
+        raise NotImplementedError
 
     # Writes after a claim ---------------------------------------------------------
 

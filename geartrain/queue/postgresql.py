@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from django.db import connections
 
 from geartrain import serialization
-from geartrain.queue.base import ClaimStrategy, SuccessAck
+from geartrain.queue.base import BulkFixed, ClaimStrategy, SuccessAck
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ class PostgreSQLStrategy(ClaimStrategy):
 
     vendor: ClassVar[str] = "postgresql"
     supports_notify: ClassVar[bool] = True
+    supports_fast_bulk_insert: ClassVar[bool] = True
 
     def __init__(self, alias: str) -> None:
         super().__init__(alias)
@@ -55,6 +56,37 @@ class PostgreSQLStrategy(ClaimStrategy):
             ids_in="id = ANY(ARRAY({})) "
             "AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
         )
+
+    def bulk_insert(
+        self, fixed: BulkFixed, calls: Sequence[tuple[str, str]]
+    ) -> list[int]:
+        """Insert one ready or scheduled job per ``(args JSON, kwargs JSON)`` pair.
+
+        One statement for the whole batch; the columns all jobs share are passed once.
+        ``WITH ORDINALITY … ORDER BY`` keeps the ids in the order of ``calls``.
+        """
+        ops = self.connection.ops
+        sql = (
+            f"INSERT INTO {self.table} (task_path, backend, queue, priority, args, "
+            "kwargs, status, run_after, enqueued_at, attempts, postpones, attempt_log) "
+            "SELECT %s, %s, %s, %s, u.a, u.k, %s, %s, %s, 0, 0, '[]'::jsonb "
+            "FROM unnest(%s::jsonb[], %s::jsonb[]) WITH ORDINALITY AS u(a, k, n) "
+            "ORDER BY u.n RETURNING id"
+        )
+        params = [
+            fixed.task_path,
+            fixed.backend,
+            fixed.queue,
+            fixed.priority,
+            fixed.status,
+            ops.adapt_datetimefield_value(fixed.run_after),
+            ops.adapt_datetimefield_value(fixed.enqueued_at),
+            [a for a, _ in calls],
+            [k for _, k in calls],
+        ]
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return [int(row[0]) for row in cursor.fetchall()]
 
     def ack_successes(self, owner: str, acks: Sequence[SuccessAck]) -> int:
         """Record many successes with one statement over arrays (one plan, one trip)."""
