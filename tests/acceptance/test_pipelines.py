@@ -1,4 +1,4 @@
-"""Pipelines end to end with real worker processes (SPEC checklist rows 8–29)."""
+"""Pipelines end to end with real worker processes (SPEC checklist rows 8-29)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 
-from geartrain.models import Job, JobStatus, PipelineRun, RunStatus, StepError, Step
+from geartrain.models import Job, PipelineRun, RunStatus, Step, StepError
 from geartrain.pipelines import engine, launching
 from tests.acceptance.pipelines import make_pipeline
 from tests.acceptance.workers import WorkerFactory, wait_until
-
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -276,9 +275,14 @@ def test_disabled_pipeline_refuses_scheduled_launches_only():
 
 def test_launch_inside_a_rolled_back_transaction_leaves_nothing():
     make_pipeline("atomic", {"s": {"steps": {"x": {}}}})
-    with pytest.raises(RuntimeError), transaction.atomic():
-        launching.launch("atomic")
-        raise RuntimeError("roll back")
+
+    def launch_then_fail() -> None:
+        with transaction.atomic():
+            launching.launch("atomic")
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        launch_then_fail()
     assert not PipelineRun.objects.exists()
     assert not Job.objects.exists()
 

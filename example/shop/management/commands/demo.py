@@ -1,4 +1,4 @@
-"""``python example/manage.py demo``: migrate, start worker and admin, show work flowing."""
+"""``manage.py demo``: migrate, start the worker and the admin, show work flowing."""
 
 from __future__ import annotations
 

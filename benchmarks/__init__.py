@@ -1,0 +1,1 @@
+"""geartrain's benchmark: ``python -m benchmarks.run``; see docs/performance.md."""
