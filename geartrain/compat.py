@@ -41,6 +41,8 @@ if TYPE_CHECKING or HAS_DJANGO_TASKS:
     from django.tasks.signals import task_enqueued, task_finished, task_started
 
     TASKS_APP: str | None = None
+    TASKS_MODULE = "django.tasks"
+    from django.tasks import task
 else:  # pragma: no cover - exercised by the Django 5.2 matrix entry
     from django_tasks import (
         DEFAULT_TASK_BACKEND_ALIAS,
@@ -63,6 +65,8 @@ else:  # pragma: no cover - exercised by the Django 5.2 matrix entry
     from django_tasks.signals import task_enqueued, task_finished, task_started
 
     TASKS_APP = "django_tasks"
+    TASKS_MODULE = "django_tasks"
+    from django_tasks import task
 
 if TYPE_CHECKING:
     # django-stubs makes Task and TaskResult generic; the runtime classes are not.
@@ -78,6 +82,7 @@ __all__ = [
     "DEFAULT_TASK_QUEUE_NAME",
     "HAS_DJANGO_TASKS",
     "TASKS_APP",
+    "TASKS_MODULE",
     "TASK_MAX_PRIORITY",
     "TASK_MIN_PRIORITY",
     "AnyTask",
@@ -94,5 +99,6 @@ __all__ = [
     "task_backends",
     "task_enqueued",
     "task_finished",
+    "task",
     "task_started",
 ]

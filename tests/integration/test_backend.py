@@ -30,7 +30,7 @@ from geartrain.worker.child import Child
 from tests.testapp import tasks
 
 Status = compat.TaskResultStatus
-IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+IMMEDIATE = f"{compat.TASKS_MODULE}.backends.immediate.ImmediateBackend"
 WITH_IMMEDIATE = {
     "default": {
         "BACKEND": "geartrain.backends.DatabaseBackend",
@@ -608,8 +608,13 @@ def test_started_and_finished_signals_come_from_a_worker_with_the_backend_class(
 # bulk_enqueue -------------------------------------------------------------------------
 
 
-def test_bulk_enqueue_inserts_a_thousand_jobs_in_at_most_two_statements():
+def test_bulk_enqueue_inserts_a_thousand_jobs_in_few_statements():
     calls = [((i,), {"subject": f"s{i}"}) for i in range(1000)]
+    # Batches are as large as the database allows: SQLite's variable limit is read
+    # from the library on Django 6 but assumed to be 999 on Django 5.2.
+    fields = [f for f in Job._meta.concrete_fields if not f.primary_key]
+    batch = min(2000, _db().ops.bulk_batch_size(fields, [Job()] * 1000))
+    most = -(-1000 // batch)
 
     with CaptureQueriesContext(_db()) as ctx:
         results = bulk_enqueue(tasks.send_email, calls)
@@ -619,7 +624,7 @@ def test_bulk_enqueue_inserts_a_thousand_jobs_in_at_most_two_statements():
         for q in ctx.captured_queries
         if q["sql"].lstrip().upper().startswith("INSERT")
     ]
-    assert 1 <= len(inserts) <= 2
+    assert 1 <= len(inserts) <= max(2, most)
     assert len(results) == 1000
     assert all(isinstance(r.id, str) and r.id.isdigit() for r in results)
     assert len({r.id for r in results}) == 1000

@@ -15,11 +15,11 @@ from django.core import checks as django_checks
 from django.core.checks import run_checks
 from django.test.utils import override_settings
 
-from geartrain import checks
+from geartrain import checks, compat
 from geartrain.compat import task_backends
 
 GEARTRAIN_BACKEND = "geartrain.backends.DatabaseBackend"
-IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+IMMEDIATE = f"{compat.TASKS_MODULE}.backends.immediate.ImmediateBackend"
 SETTINGS_HINT = "Fix the value in GEARTRAIN."
 
 

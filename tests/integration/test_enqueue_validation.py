@@ -30,7 +30,7 @@ HINT = (
     "dict with str keys), e.g. an ISO 8601 string for a date or a primary key for a "
     "model instance."
 )
-IMMEDIATE = "django.tasks.backends.immediate.ImmediateBackend"
+IMMEDIATE = f"{compat.TASKS_MODULE}.backends.immediate.ImmediateBackend"
 WITH_IMMEDIATE = {
     "default": {
         "BACKEND": "geartrain.backends.DatabaseBackend",
@@ -374,7 +374,7 @@ def test_bad_task_options_are_rejected_at_decoration(options, message):
 
 
 def test_djangos_own_task_decorator_passes_options_to_geartrain():
-    from django.tasks import task
+    from geartrain.compat import task
 
     django_task: Any = task
 
