@@ -1,14 +1,15 @@
 """A worker child: claims jobs in batches, runs them one at a time, records outcomes.
 
 Batches adapt to the jobs: a child starts by claiming one job, grows the batch while
-jobs
-are short (up to ``CLAIM_BATCH_SIZE``) and shrinks it when they are long. Jobs that were
-claimed but not started go back to the queue when a batch runs long, on shutdown and on
-recycling, so a slow job never holds other jobs hostage for more than ``SLOW_BATCH``.
+jobs are short (up to ``CLAIM_BATCH_SIZE``) and shrinks it when they are long. Jobs
+claimed but not started go back to the queue on shutdown, on recycling, and (through
+:mod:`geartrain.worker.prefetch`) as soon as the running job has taken ``SLOW_BATCH``
+seconds, so a slow job never holds other jobs hostage for long.
 
-Successes are written in one batched statement per claimed batch; errors, postpones and
-anything else are written at once. If the database goes away, unwritten outcomes stay in
-memory and are written after the connection comes back.
+Outcomes are written at the end of each batch: successes in one statement, errors and
+postpones one by one; a pipeline step's outcome is written with its run's advance in
+one transaction. If the database goes away, unwritten outcomes stay in memory and are
+written after the connection comes back.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from geartrain.registry import registry
 from geartrain.tasks import timeout as task_timeout
 from geartrain.worker import outcomes
 from geartrain.worker.executor import Outcome, execute
+from geartrain.worker.prefetch import Prefetch
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Child:
         self.needs_recovery = False
         self.next_promote = 0.0
         self.strategy = get_strategy(conf.DATABASE)
+        self.prefetch = Prefetch(self.strategy, self.owner, SLOW_BATCH)
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self.stopping = True
@@ -103,6 +106,7 @@ class Child:
                     self.strategy.wait_for_work(self.conf.POLL_INTERVAL)
             self._final_flush()
         finally:
+            self.prefetch.close()
             self.strategy.close()
             connections.close_all()
         return EXIT_RECYCLE if self._recycle_due() else EXIT_OK
@@ -163,13 +167,21 @@ class Child:
     def _run_batch(self, batch: list[Job]) -> None:
         started = time.monotonic()
         ran = 0
+        self.prefetch.load([j.pk for j in batch])
         for index, job in enumerate(batch):
             late = index > 0 and time.monotonic() - started > SLOW_BATCH
             if self.stopping or late or self._recycle_due():
-                self.strategy.release(self.owner, [j.pk for j in batch[index:]])
                 break
-            self._run_one(job)
+            if not self.prefetch.start(job.pk):
+                break  # given back by the watcher while the previous job ran
+            try:
+                self._run_one(job)
+            finally:
+                self.prefetch.finished()
             ran += 1
+        left = self.prefetch.take_all()
+        if left:
+            self.strategy.release(self.owner, left)
         self._flush()
         self._adapt(ran, time.monotonic() - started)
 

@@ -163,3 +163,24 @@ def test_children_are_recycled_after_max_jobs(
     )
     assert len(owners) == 4
     assert set(owners.values()) == {max_jobs}
+
+
+def test_jobs_claimed_behind_a_slow_job_are_given_to_another_child(
+    start_worker: WorkerFactory, marks: Path
+):
+    # Fast jobs first grow the claim batch; then a slow job is claimed with others.
+    bulk_enqueue(tasks.noop.using(priority=10), [((), {})] * 80)
+    slow = tasks.sleep_then_record.using(priority=5).enqueue("slow", 3.0)
+    behind = bulk_enqueue(
+        tasks.record.using(priority=5), [((str(i),), {}) for i in range(20)]
+    )
+    worker = start_worker("--concurrency", "2")
+    wait_until(lambda: status_of(slow.id) == JobStatus.SUCCEEDED, 60, "slow job")
+    slow_done = Job.objects.get(pk=slow.id).finished_at
+    done = Job.objects.filter(pk__in=[r.id for r in behind])
+    assert done.filter(status=JobStatus.SUCCEEDED).count() == 20
+    # None of them waited for the slow job to end.
+    assert not done.filter(finished_at__gte=slow_done).exists()
+    assert set(done.values_list("attempts", flat=True)) == {1}
+    worker.signal(signal.SIGTERM)
+    assert worker.wait() == 0
