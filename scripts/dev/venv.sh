@@ -95,6 +95,6 @@ ensure_main_venv() {
 
 ensure_dj52_venv() {
     with_lock venv-dj52 ensure_venv "$DJ52_VENV" \
-        -e "${ROOT}[postgresql]" -r "$ROOT/requirements/django52.txt" \
+        -e "${ROOT}[postgresql,yaml]" -r "$ROOT/requirements/django52.txt" \
         --group "$ROOT/pyproject.toml:test"
 }
