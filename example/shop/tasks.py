@@ -43,3 +43,36 @@ def nightly_report(day: str) -> dict[str, str | int]:
 def broken_export(target: str) -> None:
     """Always fails, to show a failed job and its tracebacks in the admin."""
     raise RuntimeError(f"Export target {target!r} refused the connection")
+
+
+# Steps of the nightly pipeline (example/shop/pipelines.py) ---------------------------
+
+
+@task
+def extract(table: str, day: str = "") -> dict[str, int | str]:
+    """Read one table of the day's data."""
+    time.sleep(random.uniform(0.3, 1.0))
+    return {"table": table, "rows": random.randint(100, 999)}
+
+
+@task(takes_context=True)
+def transform(context, kind: str) -> int:
+    """Combine the extracted tables (reads the upstream results)."""
+    from geartrain.pipelines.context import upstream_results
+
+    rows = sum(r["rows"] for r in upstream_results(context)["extract"].values())
+    time.sleep(random.uniform(0.3, 0.8))
+    return rows if kind == "orders" else rows // 3
+
+
+@task
+def load(target: str) -> str:
+    """Write the transformed data somewhere."""
+    time.sleep(random.uniform(0.5, 1.2))
+    return f"loaded into {target}"
+
+
+@task(max_attempts=1)
+def notify_partner(partner: str) -> None:
+    """A non-critical step that fails: the run goes on and ends "with failures"."""
+    raise ConnectionError(f"Partner {partner!r} did not answer")

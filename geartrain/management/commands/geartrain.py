@@ -16,7 +16,21 @@ SUBCOMMANDS = {
     "stale": "List running jobs whose lease expired and ready jobs nobody picked up.",
     "retry": "Enqueue finished jobs again from their stored call.",
     "prune": "Delete finished jobs older than a given age, in batches.",
+    "sync": "Write the pipelines declared in code to the database; report changes.",
+    "export": "Write pipeline definitions as JSON or YAML.",
+    "import": "Read pipeline definitions from a JSON or YAML file into the database.",
+    "launch": "Launch a pipeline run; --wait follows it to the end.",
+    "cancel": "Cancel a run: waiting steps are cancelled, running ones finish.",
+    "resume": "Run again the steps of a failed or cancelled run that did not succeed.",
+    "dismiss": "Dismiss a failed run so that it no longer holds scheduled launches.",
 }
+MODULES = {"import": "import_"}  # subcommands whose module name differs
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(
+        f"geartrain.management.subcommands.{MODULES.get(name, name)}"
+    )
 
 
 class Command(BaseCommand):
@@ -26,13 +40,13 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="subcommand", metavar="subcommand")
         sub.required = True
         for name, summary in SUBCOMMANDS.items():
-            module = importlib.import_module(f"geartrain.management.subcommands.{name}")
+            module = _module(name)
             subparser = sub.add_parser(name, help=summary, description=summary)
             module.add_arguments(subparser)
 
     def handle(self, *args: Any, **options: Any) -> None:
         name = options["subcommand"]
-        module = importlib.import_module(f"geartrain.management.subcommands.{name}")
+        module = _module(name)
         code = module.handle(self, options)
         if code:
             raise CommandError(f"geartrain {name} failed.", returncode=int(code))

@@ -17,7 +17,8 @@ from django.db.models import Count
 from django.utils import timezone
 
 from geartrain import bulk_enqueue
-from geartrain.models import Job, JobStatus
+from geartrain.models import Job, JobStatus, PipelineRun, Trigger
+from geartrain.pipelines import launching, sync
 
 ADMIN = ("admin", "admin")
 
@@ -65,8 +66,9 @@ class Command(BaseCommand):
             )
         try:
             started = timezone.now()
+            run = self._launch_pipeline()
             self._enqueue()
-            self._watch(started, once=options["once"])
+            self._watch(started, run, once=options["once"])
         finally:
             for process in processes:
                 process.send_signal(signal.SIGTERM)
@@ -94,7 +96,30 @@ class Command(BaseCommand):
         tasks.broken_export.enqueue("warehouse")
         self.stdout.write("Enqueued 86 jobs: charges, receipts, stock checks, reports.")
 
-    def _watch(self, started: Any, *, once: bool) -> None:
+    def _launch_pipeline(self) -> PipelineRun:
+        from example.shop.pipelines import nightly
+
+        for line in sync.sync([nightly]).lines(not_in_code=False):
+            self.stdout.write(line)
+        PipelineRun.objects.filter(
+            pipeline_name=nightly.name, status__in=["pending", "running"]
+        ).update(status="cancelled")
+        PipelineRun.objects.filter(pipeline_name=nightly.name).update(dismissed=True)
+        run = launching.launch(nightly.name, trigger=Trigger.MANUAL, launched_by="demo")
+        self.stdout.write(
+            f"Launched pipeline {nightly.name!r} as run {run.pk}: extract -> transform "
+            f"-> load + notify -> report."
+        )
+        return run
+
+    def _pipeline_line(self, run: PipelineRun) -> str:
+        run.refresh_from_db()
+        stages = ", ".join(
+            f"{s.stage_name}={s.status}" for s in run.stage_runs.order_by("id")
+        )
+        return f"  pipeline run {run.pk}: {run.outcome} [{stages}]"
+
+    def _watch(self, started: Any, run: PipelineRun, *, once: bool) -> None:
         waiting = (JobStatus.SCHEDULED, JobStatus.READY, JobStatus.RUNNING)
         while True:
             counts = dict(
@@ -104,7 +129,8 @@ class Command(BaseCommand):
             )
             line = "  ".join(f"{s}={counts.get(s, 0)}" for s in JobStatus.values)
             self.stdout.write(f"[{timezone.now():%H:%M:%S}] {line}")
-            if not any(counts.get(s) for s in waiting):
+            self.stdout.write(self._pipeline_line(run))
+            if not any(counts.get(s) for s in waiting) and run.finished_at:
                 break
             time.sleep(1)
         self.stdout.write(self.style.SUCCESS("All example jobs finished."))
