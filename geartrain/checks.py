@@ -20,8 +20,7 @@ from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 from geartrain import conf
-
-BACKEND_PATH = "geartrain.backends.DatabaseBackend"
+from geartrain.conf import BACKEND_PATH
 
 
 def register() -> None:

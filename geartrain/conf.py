@@ -109,6 +109,22 @@ _NON_NEGATIVE = {
 }
 
 
+BACKEND_PATH = "geartrain.backends.DatabaseBackend"
+
+
+def configured_queues() -> list[str] | None:
+    """Queues declared by geartrain task backends; ``None`` when any is unrestricted."""
+    queues: set[str] = set()
+    for params in getattr(django_settings, "TASKS", {}).values():
+        if params.get("BACKEND") != BACKEND_PATH:
+            continue
+        declared = params.get("QUEUES", ["default"])
+        if not declared:
+            return None
+        queues.update(declared)
+    return sorted(queues) or ["default"]
+
+
 def raw_settings() -> Mapping[str, Any]:
     """Return the user's ``GEARTRAIN`` dict (empty when unset)."""
     value = getattr(django_settings, "GEARTRAIN", {})

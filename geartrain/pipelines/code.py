@@ -29,10 +29,9 @@ from types import ModuleType
 from typing import Any
 
 from django.apps import apps
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from geartrain.checks import BACKEND_PATH
+from geartrain.conf import configured_queues
 from geartrain.pipelines import spec as specs
 from geartrain.pipelines import spec_io
 from geartrain.pipelines.launching import signatures
@@ -184,19 +183,6 @@ def load_document(text: str, fmt: str, source: str) -> list[PipelineSpec]:
 
 
 # Checks before storing ----------------------------------------------------------------
-
-
-def configured_queues() -> list[str] | None:
-    """Queues declared by geartrain task backends; ``None`` when any is unrestricted."""
-    queues: set[str] = set()
-    for params in getattr(settings, "TASKS", {}).values():
-        if params.get("BACKEND") != BACKEND_PATH:
-            continue
-        declared = params.get("QUEUES", ["default"])
-        if not declared:
-            return None
-        queues.update(declared)
-    return sorted(queues) or ["default"]
 
 
 def _too_long(value: str | None, limit: int, what: str) -> list[str]:

@@ -86,13 +86,20 @@ def _enqueue_steps(run: PipelineRun, steps: list[StepRun]) -> None:
     Job.objects.using(_db()).bulk_create(new_jobs)
 
 
-def step_started(job: Job) -> None:
-    """Mark the step run of ``job`` running (first attempt only)."""
+def step_started(job: Job) -> bool:
+    """Mark the step run of ``job`` running; False if the step may no longer run.
+
+    A worker can hold a claimed job whose step was skipped or cancelled meanwhile (a
+    critical sibling failed, or the run was cancelled): that job must not run.
+    """
     if job.step_run_id is None:
-        return
-    StepRun.objects.using(_db()).filter(
-        pk=job.step_run_id, status=RunStatus.PENDING
-    ).update(status=RunStatus.RUNNING, started_at=timezone.now())
+        return True
+    steps = StepRun.objects.using(_db()).filter(pk=job.step_run_id)
+    if steps.filter(status=RunStatus.PENDING).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    ):
+        return True
+    return steps.filter(status=RunStatus.RUNNING).exists()
 
 
 def step_finished(job: Job) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 
 from geartrain import serialization
-from geartrain.conf import get_settings
+from geartrain.conf import configured_queues, get_settings
 from geartrain.exceptions import GeartrainError
 from geartrain.models import (
     OverlapRule,
@@ -119,7 +119,7 @@ def launch(
             )
             raise problem
         spec = locked.to_spec()
-        specs.validate(spec, signatures=signatures())
+        specs.validate(spec, signatures=signatures(), queues=configured_queues())
         run = PipelineRun.objects.using(_db()).create(
             pipeline=locked,
             pipeline_name=locked.name,
@@ -220,7 +220,10 @@ def resume(run_id: int, *, launched_by: str = "") -> PipelineRun:
             snapshot=old.snapshot,
             resumed_from=old,
         )
-        create_rows(run, spec_io.from_dict(old.snapshot))
+        snapshot = spec_io.from_dict(old.snapshot)
+        # Tasks may have been removed or changed since the run started.
+        specs.validate(snapshot, signatures=signatures(), queues=configured_queues())
+        create_rows(run, snapshot)
         _carry_over(old, run)
         from geartrain.pipelines import engine
 

@@ -39,9 +39,9 @@ def recompute(run: PipelineRun) -> int:
 def _recompute(pipeline_id: int, sample: int) -> int:
     durations = _recent_durations(pipeline_id, sample)
     changed = []
-    for step in Step.objects.filter(stage__pipeline_id=pipeline_id).select_related(
-        "stage"
-    ):
+    db = get_settings().DATABASE
+    steps = Step.objects.using(db).filter(stage__pipeline_id=pipeline_id)
+    for step in steps.select_related("stage"):
         seconds = durations.get((step.stage.name, step.name))
         if not seconds:
             continue
@@ -49,7 +49,7 @@ def _recompute(pipeline_id: int, sample: int) -> int:
         if weight != step.weight:
             step.weight = weight
             changed.append(step)
-    Step.objects.bulk_update(changed, ["weight"])
+    Step.objects.using(db).bulk_update(changed, ["weight"])
     return len(changed)
 
 
@@ -57,7 +57,8 @@ def _recent_durations(
     pipeline_id: int, sample: int
 ) -> dict[tuple[str, str], list[float]]:
     rows = (
-        StepRun.objects.filter(
+        StepRun.objects.using(get_settings().DATABASE)
+        .filter(
             run__pipeline_id=pipeline_id,
             started_at__isnull=False,
             finished_at__isnull=False,

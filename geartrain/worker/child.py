@@ -23,6 +23,7 @@ from typing import Any
 
 from django.db import Error as DatabaseError
 from django.db import connections
+from django.utils import timezone
 
 from geartrain import compat, jobs
 from geartrain.conf import Settings
@@ -202,8 +203,13 @@ class Child:
             result = jobs.to_task_result(job, task)
         except UnknownTask:
             limit, result = None, None
-        if job.step_run_id is not None:
-            engine.step_started(job)
+        if job.step_run_id is not None and not engine.step_started(job):
+            # The step was skipped or cancelled after this job was claimed.
+            now = timezone.now()
+            fields = {"status": JobStatus.CANCELLED, "finished_at": now}
+            self.finishes.append((job, fields))
+            self.done += 1
+            return
         self.slot[0] = float(job.pk)
         self.slot[1] = time.time() + limit if limit else 0.0
         if result is not None:

@@ -1,0 +1,82 @@
+"""Engine edge cases that need precise interleaving, driven in-process."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from geartrain.conf import get_settings
+from geartrain.models import Job, JobStatus, RunStatus, Step
+from geartrain.pipelines import engine, launching
+from geartrain.pipelines.spec import InvalidPipeline
+from geartrain.queue import get_strategy
+from geartrain.worker.child import Child
+from tests.acceptance.pipelines import make_pipeline
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def child():
+    previous = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    made = Child(
+        worker_id="host-1-abc", queues=["default"], slot=[0.0, 0.0], conf=get_settings()
+    )
+    yield made
+    made.prefetch.close()
+    signal.signal(signal.SIGTERM, previous[0])
+    signal.signal(signal.SIGINT, previous[1])
+
+
+def test_a_claimed_job_of_a_cancelled_step_does_not_run(child, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEARTRAIN_MARKS", str(tmp_path))
+    make_pipeline("held", {"s": {"steps": {"a": {}, "b": {}}}})
+    run = launching.launch("held")
+    claimed = get_strategy("default").claim(["default"], 2, child.owner, 30)
+    assert len(claimed) == 2
+    engine.cancel(run.pk)  # the jobs are claimed (running), so they are not cancelled
+    for job in claimed:
+        child._run_one(job)
+    child._flush()
+
+    assert not (tmp_path / "record").exists()
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.CANCELLED}
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert {s.status for s in run.step_runs.all()} == {RunStatus.CANCELLED}
+
+
+def test_step_started_allows_a_retry_of_a_running_step():
+    make_pipeline("again", {"s": {"steps": {"a": {}}}})
+    run = launching.launch("again")
+    job = Job.objects.get(step_run__run=run)
+    assert engine.step_started(job) is True
+    assert engine.step_started(job) is True  # second attempt of the same step
+
+
+def test_resume_refuses_a_snapshot_whose_task_is_gone():
+    pipeline = make_pipeline(
+        "gone", {"s": {"steps": {"a": {"kwargs": {"key": "a", "fail": True}}}}}
+    )
+    run = launching.launch("gone")
+    snapshot = dict(run.snapshot)
+    snapshot["stages"][0]["steps"][0]["task"] = "tests.testapp.tasks.removed"
+    run.snapshot = snapshot
+    run.status = RunStatus.FAILED
+    run.save()
+    with pytest.raises(InvalidPipeline) as info:
+        launching.resume(run.pk)
+    assert (
+        "Step 'a' uses task 'tests.testapp.tasks.removed', which is not registered."
+        in str(info.value)
+    )
+    assert pipeline.runs.count() == 1
+
+
+def test_launch_refuses_a_step_queue_that_is_not_configured():
+    pipeline = make_pipeline("lanes", {"s": {"steps": {"a": {}}}})
+    Step.objects.filter(stage__pipeline=pipeline).update(queue="nowhere")
+    with pytest.raises(InvalidPipeline, match="nowhere"):
+        launching.launch("lanes")
+    assert not pipeline.runs.exists()
