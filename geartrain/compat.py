@@ -96,9 +96,9 @@ __all__ = [
     "TaskResultDoesNotExist",
     "TaskResultMismatch",
     "TaskResultStatus",
+    "task",
     "task_backends",
     "task_enqueued",
     "task_finished",
-    "task",
     "task_started",
 ]

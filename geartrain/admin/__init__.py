@@ -1,12 +1,23 @@
-"""geartrain in the Django admin: jobs (with retry and cancel) and workers."""
+"""geartrain in the Django admin: jobs (with retry and cancel), workers, pipelines."""
 
 from django.contrib import admin
 
 from geartrain.admin.jobs import JobAdmin
+from geartrain.admin.pipelines import PipelineAdmin
+from geartrain.admin.runs import PipelineRunAdmin, StepErrorAdmin
 from geartrain.admin.workers import WorkerProcessAdmin
-from geartrain.models import Job, WorkerProcess
+from geartrain.models import Job, Pipeline, PipelineRun, StepError, WorkerProcess
 
 admin.site.register(Job, JobAdmin)
 admin.site.register(WorkerProcess, WorkerProcessAdmin)
+admin.site.register(Pipeline, PipelineAdmin)
+admin.site.register(PipelineRun, PipelineRunAdmin)
+admin.site.register(StepError, StepErrorAdmin)
 
-__all__ = ["JobAdmin", "WorkerProcessAdmin"]
+__all__ = [
+    "JobAdmin",
+    "PipelineAdmin",
+    "PipelineRunAdmin",
+    "StepErrorAdmin",
+    "WorkerProcessAdmin",
+]

@@ -150,6 +150,13 @@ class Step(models.Model):
     error_handler = models.CharField(_("error handler"), max_length=255, blank=True)
     max_attempts = models.PositiveIntegerField(_("max attempts"), null=True, blank=True)
     timeout = models.FloatField(_("timeout (seconds)"), null=True, blank=True)
+    prevent_overlap = models.BooleanField(
+        _("prevent overlap"),
+        default=False,
+        help_text=_(
+            "Skip this step when the same step is still running in another run."
+        ),
+    )
 
     class Meta:
         verbose_name = _("step")
@@ -186,4 +193,5 @@ class Step(models.Model):
             error_handler=self.error_handler or None,
             max_attempts=self.max_attempts,
             timeout=self.timeout,
+            prevent_overlap=self.prevent_overlap,
         )

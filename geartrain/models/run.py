@@ -164,6 +164,7 @@ class StepRun(_Timed):
         _("max attempts"), null=True, blank=True
     )
     timeout = models.FloatField(_("timeout (seconds)"), null=True, blank=True)
+    prevent_overlap = models.BooleanField(_("prevent overlap"), default=False)
     return_value = models.JSONField(_("return value"), null=True, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
 

@@ -95,11 +95,58 @@ def step_started(job: Job) -> bool:
     if job.step_run_id is None:
         return True
     steps = StepRun.objects.using(_db()).filter(pk=job.step_run_id)
+    step = steps.only("prevent_overlap", "step_name", "run_id", "stage_run_id").first()
+    if step is not None and step.prevent_overlap and _running_elsewhere(step):
+        return not _skip_overlapping(step)
     if steps.filter(status=RunStatus.PENDING).update(
         status=RunStatus.RUNNING, started_at=timezone.now()
     ):
         return True
     return steps.filter(status=RunStatus.RUNNING).exists()
+
+
+def _running_elsewhere(step: StepRun) -> bool:
+    """Whether the same step of the same pipeline runs in another run now."""
+    run = PipelineRun.objects.using(_db()).only("pipeline_id").get(pk=step.run_id)
+    if run.pipeline_id is None:
+        return False
+    stage_name = (
+        StageRun.objects.using(_db())
+        .values_list("stage_name", flat=True)
+        .get(pk=step.stage_run_id)
+    )
+    return (
+        StepRun.objects.using(_db())
+        .filter(
+            run__pipeline_id=run.pipeline_id,
+            stage_run__stage_name=stage_name,
+            step_name=step.step_name,
+            status=RunStatus.RUNNING,
+        )
+        .exclude(run_id=step.run_id)
+        .exists()
+    )
+
+
+def _skip_overlapping(step: StepRun) -> bool:
+    """Record ``step`` as skipped (its twin is running) and advance its stage."""
+    with transaction.atomic(using=_db()):
+        run = lock_run(step.run_id)
+        fresh = StepRun.objects.using(_db()).get(pk=step.pk)
+        if fresh.status != RunStatus.PENDING:
+            return False
+        fresh.status = RunStatus.SKIPPED
+        fresh.finished_at = timezone.now()
+        fresh.save(update_fields=["status", "finished_at"])
+        logger.info(
+            "Step %s of run %s skipped: it is still running in another run",
+            fresh.step_name,
+            run.pk,
+            extra={"action": "step_skipped", "reason": "overlap"},
+        )
+        stage_run = StageRun.objects.using(_db()).get(pk=fresh.stage_run_id)
+        _count_finished_step(run, stage_run, fresh)
+    return True
 
 
 def step_finished(job: Job) -> None:

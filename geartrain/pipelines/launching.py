@@ -180,6 +180,7 @@ def create_rows(run: PipelineRun, spec: specs.PipelineSpec) -> None:
                     error_handler=step.error_handler or "",
                     max_attempts=step.max_attempts,
                     timeout=step.timeout,
+                    prevent_overlap=step.prevent_overlap,
                     status=RunStatus.PENDING if step.enabled else RunStatus.SKIPPED,
                 )
             )

@@ -43,6 +43,7 @@ class StepSpec:
     error_handler: str | None = None
     max_attempts: int | None = None
     timeout: float | None = None
+    prevent_overlap: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,6 +51,7 @@ def _step_to_dict(step: StepSpec) -> dict[str, Any]:
         "error_handler": step.error_handler,
         "max_attempts": step.max_attempts,
         "timeout": step.timeout,
+        "prevent_overlap": step.prevent_overlap,
     }
 
 
@@ -135,6 +136,7 @@ _STEP_FIELDS = {
     "error_handler": _Field("a string or null", _or_null(_is_text)),
     "max_attempts": _Field("an integer or null", _or_null(_is_int)),
     "timeout": _Field("a number or null", _or_null(_is_number), _float_or_null),
+    "prevent_overlap": _FLAG,
 }
 
 

@@ -45,6 +45,7 @@ _STEP_FIELDS = {  # spec key -> Step field
     "error_handler": "error_handler",
     "max_attempts": "max_attempts",
     "timeout": "timeout",
+    "prevent_overlap": "prevent_overlap",
 }
 
 

@@ -182,9 +182,9 @@ def test_launch_of_a_step_on_an_unconfigured_queue_is_an_error(etl):
     Step.objects.filter(name="orders").update(queue="nowhere")  # an admin edit
 
     assert error_of("launch", ETL) == (
-        "Queue 'nowhere' of task 'tests.testapp.tasks.step_record' is not configured "
-        "for backend 'default' (configured: 'default', 'emails', 'reports'). Add it "
-        "to TASKS['default']['QUEUES'] or use a configured queue."
+        "Pipeline 'fixture-etl' cannot run; fix its definition first:\n"
+        "Step 'orders' uses queue 'nowhere', which is not configured. Use one of the "
+        "configured queues: 'default', 'emails', 'reports'."
     )
     assert PipelineRun.objects.count() == 0
     assert Job.objects.count() == 0

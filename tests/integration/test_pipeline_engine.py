@@ -80,3 +80,33 @@ def test_launch_refuses_a_step_queue_that_is_not_configured():
     with pytest.raises(InvalidPipeline, match="nowhere"):
         launching.launch("lanes")
     assert not pipeline.runs.exists()
+
+
+def test_prevent_overlap_skips_a_step_running_in_another_run(
+    child, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GEARTRAIN_MARKS", str(tmp_path))
+    make_pipeline(
+        "twins",
+        {
+            "s": {"steps": {"a": {"prevent_overlap": True}}},
+            "t": {"after": ["s"], "steps": {"z": {}}},
+        },
+        overlap="allow",
+    )
+    first = launching.launch("twins")
+    second = launching.launch("twins")
+    claimed = get_strategy("default").claim(["default"], 2, child.owner, 30)
+    by_run = {job.step_run.run_id: job for job in claimed}
+    first_job, second_job = by_run[first.pk], by_run[second.pk]
+    assert engine.step_started(first_job) is True  # now running in the first run
+    child._run_one(second_job)
+    child._flush()
+
+    assert not (tmp_path / "record").exists()
+    skipped = second.step_runs.get(step_name="a")
+    assert skipped.status == RunStatus.SKIPPED
+    # The stage still completes and the next one starts.
+    assert second.stage_runs.get(stage_name="s").status == RunStatus.SUCCEEDED
+    assert second.stage_runs.get(stage_name="t").status == RunStatus.RUNNING
+    assert Job.objects.get(pk=second_job.pk).status == JobStatus.CANCELLED

@@ -670,7 +670,7 @@ def test_from_dict_missing_and_unknown_keys() -> None:
         "The value at stages[0].steps[1] is the string 'oops', but it must be a "
         "mapping. Write it as a mapping with the keys 'name', 'task', 'kwargs', "
         "'queue', 'priority', 'weight', 'critical', 'enabled', 'error_handler', "
-        "'max_attempts', 'timeout'.",
+        "'max_attempts', 'timeout', 'prevent_overlap'.",
     ]
 
 
