@@ -110,3 +110,48 @@ def test_prevent_overlap_skips_a_step_running_in_another_run(
     assert second.stage_runs.get(stage_name="s").status == RunStatus.SUCCEEDED
     assert second.stage_runs.get(stage_name="t").status == RunStatus.RUNNING
     assert Job.objects.get(pk=second_job.pk).status == JobStatus.CANCELLED
+
+
+def drain(child) -> None:
+    """Run every ready job in-process with the child's own loop pieces."""
+    strategy = get_strategy("default")
+    while claimed := strategy.claim(["default", "emails"], 10, child.owner, 30):
+        for job in claimed:
+            child._run_one(job)
+        child._flush()
+
+
+def test_runtime_arguments_are_stored_and_steps_go_to_their_queue(child):
+    make_pipeline(
+        "routes",
+        {"s": {"steps": {"mail": {"queue": "emails"}, "plain": {}}}},
+    )
+    run = launching.launch("routes", {"a": 10, "user_id": 1})
+    assert run.arguments == {"a": 10, "user_id": 1}
+    queues = dict(Job.objects.values_list("step_run__step_name", "queue"))
+    assert queues == {"mail": "emails", "plain": "default"}
+
+
+def test_finish_time_is_set_once(child, tmp_path, monkeypatch):
+    monkeypatch.setenv("GEARTRAIN_MARKS", str(tmp_path))
+    make_pipeline("once", {"s": {"steps": {"a": {}}}})
+    run = launching.launch("once")
+    drain(child)
+    run.refresh_from_db()
+    finished = run.finished_at
+    assert run.status == RunStatus.SUCCEEDED
+    engine.maybe_finish(run)
+    engine.cancel(run.pk)
+    run.refresh_from_db()
+    assert (run.status, run.finished_at) == (RunStatus.SUCCEEDED, finished)
+
+
+def test_weights_stay_when_auto_weight_is_off(child, tmp_path, monkeypatch, settings):
+    monkeypatch.setenv("GEARTRAIN_MARKS", str(tmp_path))
+    settings.GEARTRAIN = {**settings.GEARTRAIN, "AUTO_WEIGHT": False}
+    make_pipeline("fixed", {"s": {"steps": {"a": {"weight": 4}}}})
+    run = launching.launch("fixed")
+    drain(child)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert float(Step.objects.get(name="a").weight) == 4.0
