@@ -174,7 +174,9 @@ def _box(
         shorten(caption, NAME_CHARS + 6),
     )
     if link:
-        return format_html('<a href="{}">{}</a>', link, box)
+        return format_html(
+            '<a href="{}" style="text-decoration:none">{}</a>', link, box
+        )
     return box
 
 
@@ -329,6 +331,29 @@ def _bar(
     )
 
 
+def _stage_band(stage: str, y: float) -> SafeString:
+    return format_html(
+        '<rect x="0" y="{}" width="{}" height="{}" fill="#f3f5f7"/>'
+        '<text x="{}" y="{}" font-size="11" font-weight="600" '
+        'fill="#1b1b1b">{}</text>',
+        f"{y:.1f}",
+        LABEL_W + CHART_W + PAD * 2,
+        ROW_H,
+        PAD,
+        f"{y + 14:.1f}",
+        shorten(stage, 34),
+    )
+
+
+def _note(text: str, y: float) -> SafeString:
+    return format_html(
+        '<text x="{}" y="{}" font-size="11" fill="#666">{}</text>',
+        PAD,
+        f"{y + 14:.1f}",
+        text,
+    )
+
+
 def timeline_svg(
     groups: Sequence[tuple[str, Sequence[Mapping[str, Any]]]],
     *,
@@ -353,19 +378,7 @@ def timeline_svg(
         if drawn >= MAX_ROWS:
             hidden += len(bars)
             continue
-        rows.append(
-            format_html(
-                '<rect x="0" y="{}" width="{}" height="{}" fill="#f3f5f7"/>'
-                '<text x="{}" y="{}" font-size="11" font-weight="600" '
-                'fill="#1b1b1b">{}</text>',
-                f"{y:.1f}",
-                LABEL_W + CHART_W + PAD * 2,
-                ROW_H,
-                PAD,
-                f"{y + 14:.1f}",
-                shorten(stage, 34),
-            )
-        )
+        rows.append(_stage_band(stage, y))
         y += ROW_H
         for bar in bars:
             if drawn >= MAX_ROWS:
@@ -375,15 +388,7 @@ def timeline_svg(
             y += ROW_H
             drawn += 1
     if hidden:
-        rows.append(
-            format_html(
-                '<text x="{}" y="{}" font-size="11" fill="#666">'
-                "{} more step runs are not drawn.</text>",
-                PAD,
-                f"{y + 14:.1f}",
-                hidden,
-            )
-        )
+        rows.append(_note(f"{hidden} more step runs are not drawn.", y))
         y += ROW_H
     height = y + PAD
     body = format_html(

@@ -18,7 +18,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from geartrain.admin.filters import geartrain_backends
+from geartrain.conf import configured_queues
 from geartrain.models import Pipeline, Stage, Step
 from geartrain.pipelines import errors, launching
 from geartrain.pipelines import spec as specs
@@ -47,17 +47,6 @@ class DefinitionRejected(Exception):
     def __init__(self, problems: Iterable[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
-
-
-def configured_queues() -> list[str] | None:
-    """Queues of geartrain's ``TASKS`` backends; None when one accepts any queue."""
-    queues: set[str] = set()
-    for options in geartrain_backends().values():
-        declared = options.get("QUEUES", ["default"])
-        if not declared:
-            return None
-        queues.update(str(q) for q in declared)
-    return sorted(queues) or ["default"]
 
 
 def json_kind(value: Any) -> str:

@@ -27,7 +27,6 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from geartrain import compat
 from geartrain.admin import pipeline_forms as pforms
 from geartrain.admin.pages import pipeline_picture, run_badge
 from geartrain.conf import get_settings
@@ -45,14 +44,8 @@ else:
     _StageInlineBase = _StepInlineBase = admin.TabularInline
 
 PROBLEMS = "_geartrain_definition_problems"
-# What a launch raises for bad input; compat.InvalidTask: a step's queue that is no
-# longer configured (launching does not check queues before enqueueing).
-LAUNCH_ERRORS = (
-    launching.LaunchRefused,
-    specs.InvalidPipeline,
-    InvalidArguments,
-    compat.InvalidTask,
-)
+# What a launch raises for bad input: each is shown as an error message.
+LAUNCH_ERRORS = (launching.LaunchRefused, specs.InvalidPipeline, InvalidArguments)
 RECENT_RUNS = 5
 
 

@@ -19,10 +19,9 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from geartrain.admin.pipeline_forms import configured_queues
 from geartrain.conf import get_settings
 from geartrain.models import PipelineRun, RunStatus
-from geartrain.pipelines import api, engine, launching, spec_io
+from geartrain.pipelines import api, engine, launching
 from geartrain.pipelines import spec as specs
 
 if TYPE_CHECKING:
@@ -155,18 +154,15 @@ def resume_view(modeladmin: PipelineRunAdmin) -> View:
                 )
                 % {"id": run.pk, "status": _status_words(run)},
             )
-        problems = snapshot_problems(run)
-        for problem in problems:
-            text = _("Run %(id)s was not resumed: %(problem)s")
-            modeladmin.message_user(
-                request, text % {"id": run.pk, "problem": problem}, messages.ERROR
-            )
-        if problems:
-            return _run_page(modeladmin, run.pk)
         try:
             new = launching.resume(run.pk, launched_by=request.user.get_username())
-        except launching.LaunchRefused as exc:
-            modeladmin.message_user(request, str(exc), messages.ERROR)
+        except (launching.LaunchRefused, specs.InvalidPipeline) as exc:
+            # InvalidPipeline: a task or queue of the run's definition is gone since.
+            for problem in getattr(exc, "problems", None) or [str(exc)]:
+                text = _("Run %(id)s was not resumed: %(problem)s")
+                modeladmin.message_user(
+                    request, text % {"id": run.pk, "problem": problem}, messages.ERROR
+                )
             return _run_page(modeladmin, run.pk)
         modeladmin.message_user(
             request,
@@ -214,19 +210,6 @@ def dismiss_view(modeladmin: PipelineRunAdmin) -> View:
         return _run_page(modeladmin, run.pk)
 
     return view
-
-
-def snapshot_problems(run: PipelineRun) -> list[str]:
-    """Rules the run's definition at launch breaks today (a task since removed...)."""
-    try:
-        specs.validate(
-            spec_io.from_dict(run.snapshot),
-            signatures=launching.signatures(),
-            queues=configured_queues(),
-        )
-    except specs.InvalidPipeline as exc:
-        return exc.problems
-    return []
 
 
 def _status_words(run: PipelineRun) -> str:
