@@ -26,7 +26,25 @@ RESULTS = ROOT / "benchmarks" / "results"
 DATABASES = ("sqlite", "postgresql")
 
 # (label, summary or section key, format, PostgreSQL target: (op, value) or None)
-ROWS: list[tuple[str, tuple[str, str], str, tuple[str, float] | None]] = [
+Row = tuple[str, tuple[str, str], str, tuple[str, float] | None]
+_S, _MS, _X = "{:.2f}", "{:.3f}", "{:.2f}x"
+PIPELINE_ROWS: list[Row] = [
+    (label, ("pipeline", key), fmt, target)
+    for label, key, fmt, target in [
+        ("flat 1,000 jobs, gross (s)", "flat_seconds_gross", _S, None),
+        ("pipeline 10x100 steps, gross (s)", "pipeline_seconds_gross", _S, None),
+        ("flat, from 1st claim (s)", "flat_seconds_from_first_claim", _S, None),
+        ("pipeline, from 1st claim (s)", "pipeline_seconds_from_first_claim", _S, None),
+        ("pipeline / flat, from 1st claim", "ratio_from_first_claim", _X, ("<=", 1.3)),
+        ("pipeline / flat, net of start-up", "ratio_net", _X, None),
+        ("flat CPU per job, net (ms)", "flat_cpu_ms_per_job", _MS, None),
+        ("pipeline CPU per step, net (ms)", "pipeline_cpu_ms_per_step", _MS, None),
+        ("pipeline transactions per step", "pipeline_transactions_per_step", _MS, None),
+        ("stage gap p50 (ms)", "stage_gap_p50_ms", "{:.1f}", ("<", 20.0)),
+        ("stage gap p95 (ms)", "stage_gap_p95_ms", "{:.1f}", None),
+    ]
+]
+ROWS: list[Row] = [
     ("enqueue, one by one (jobs/s)", ("enqueue", "rate"), "{:,.0f}", None),
     ("enqueue, bulk (jobs/s)", ("bulk_enqueue", "rate"), "{:,.0f}", (">", 20000)),
     ("worker start-up + exit (s)", ("summary", "startup_seconds"), "{:.2f}", None),
@@ -72,6 +90,7 @@ ROWS: list[tuple[str, tuple[str, str], str, tuple[str, float] | None]] = [
     ("supervisor RSS (MiB)", ("latency", "supervisor_rss_mib"), "{:.1f}", None),
     ("max child RSS (MiB)", ("latency", "max_child_rss_mib"), "{:.1f}", ("<", 60.0)),
     ("  of which unique to it (USS)", ("latency", "max_child_uss_mib"), "{:.1f}", None),
+    *PIPELINE_ROWS,
 ]
 
 
@@ -145,7 +164,12 @@ def _verdict(value: float, target: tuple[str, float] | None) -> str:
     if target is None:
         return ""
     op, limit = target
-    ok = {">": value > limit, ">=": value >= limit, "<": value < limit}[op]
+    ok = {
+        ">": value > limit,
+        ">=": value >= limit,
+        "<": value < limit,
+        "<=": value <= limit,
+    }[op]
     return f"{op} {limit:g}: {'met' if ok else 'MISSED'}"
 
 
@@ -177,7 +201,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000, help="jobs per drain")
     parser.add_argument("--repeat", type=int, default=3, help="drains per side")
     parser.add_argument(
-        "--phases", default="enqueue,drain,latency", help="comma-separated subset"
+        "--phases",
+        default="enqueue,drain,latency,pipeline",
+        help="comma-separated subset",
     )
     parser.add_argument(
         "--conn-max-age", help="experiment: CONN_MAX_AGE for every process (none|secs)"

@@ -80,11 +80,11 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-PHASES = ("enqueue", "drain", "latency")
+PHASES = ("enqueue", "drain", "latency", "pipeline")
 
 
 def measure(db: str, jobs: int, repeat: int, phases: Sequence[str] = PHASES) -> Result:
-    from benchmarks import database
+    from benchmarks import database, pipelines
     from benchmarks import phases as run
 
     database.prepare()
@@ -106,6 +106,8 @@ def measure(db: str, jobs: int, repeat: int, phases: Sequence[str] = PHASES) -> 
         result["summary"] = _summary(result)
     if "latency" in phases:
         result["latency"] = run.latency(db)
+    if "pipeline" in phases:
+        result["pipeline"] = pipelines.measure(db, repeat, result.get("startup"))
     database.truncate()
     result["loadavg_after"] = os.getloadavg()
     return result
