@@ -37,8 +37,17 @@ def _db() -> str:
 
 
 def lock_run(run_id: int) -> PipelineRun:
-    """The run's row, locked until the transaction ends."""
-    return PipelineRun.objects.using(_db()).select_for_update().get(pk=run_id)
+    """The run's row, locked until the transaction ends.
+
+    The snapshot and arguments are not loaded: the engine never needs them, and the
+    snapshot of a large pipeline is big enough to matter on every step.
+    """
+    return (
+        PipelineRun.objects.using(_db())
+        .select_for_update()
+        .defer("snapshot", "arguments")
+        .get(pk=run_id)
+    )
 
 
 def start(run: PipelineRun) -> None:
@@ -95,14 +104,26 @@ def step_started(job: Job) -> bool:
     if job.step_run_id is None:
         return True
     steps = StepRun.objects.using(_db()).filter(pk=job.step_run_id)
-    step = steps.only("prevent_overlap", "step_name", "run_id", "stage_run_id").first()
-    if step is not None and step.prevent_overlap and _running_elsewhere(step):
-        return not _skip_overlapping(step)
-    if steps.filter(status=RunStatus.PENDING).update(
+    # The common case in one statement: a pending step without overlap rules.
+    if steps.filter(status=RunStatus.PENDING, prevent_overlap=False).update(
         status=RunStatus.RUNNING, started_at=timezone.now()
     ):
         return True
-    return steps.filter(status=RunStatus.RUNNING).exists()
+    step = steps.only(
+        "status", "prevent_overlap", "step_name", "run_id", "stage_run_id"
+    )
+    found = step.first()
+    if found is None or found.status == RunStatus.RUNNING:
+        return found is not None  # a retry of a running step runs again
+    if found.status != RunStatus.PENDING:
+        return False  # skipped or cancelled after the claim
+    if _running_elsewhere(found):
+        return not _skip_overlapping(found)
+    return bool(
+        steps.filter(status=RunStatus.PENDING).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()
+        )
+    )
 
 
 def _running_elsewhere(step: StepRun) -> bool:
@@ -153,17 +174,23 @@ def step_finished(job: Job) -> None:
     """Record the final outcome of a step's job and advance the run."""
     if job.step_run_id is None:
         return
-    step = StepRun.objects.using(_db()).get(pk=job.step_run_id)
-    run = lock_run(step.run_id)
-    step.refresh_from_db()
+    steps = StepRun.objects.using(_db())
+    run = lock_run(steps.values_list("run_id", flat=True).get(pk=job.step_run_id))
+    step = steps.only("status", "stage_run_id", "critical", "started_at").get(
+        pk=job.step_run_id
+    )
     if step.status in RUN_FINAL:
         return
-    step.status = JOB_TO_STEP.get(JobStatus(job.status), RunStatus.FAILED)
-    step.finished_at = job.finished_at or timezone.now()
-    step.started_at = step.started_at or job.started_at or step.finished_at
-    step.return_value = job.return_value if job.status == JobStatus.SUCCEEDED else None
-    step.attempts = job.attempts
-    step.save()
+    changes = {
+        "status": JOB_TO_STEP.get(JobStatus(job.status), RunStatus.FAILED),
+        "finished_at": job.finished_at or timezone.now(),
+        "return_value": job.return_value if job.status == JobStatus.SUCCEEDED else None,
+        "attempts": job.attempts,
+    }
+    changes["started_at"] = step.started_at or job.started_at or changes["finished_at"]
+    steps.filter(pk=step.pk).update(**changes)
+    for name, value in changes.items():
+        setattr(step, name, value)
     stage_run = StageRun.objects.using(_db()).get(pk=step.stage_run_id)
     _count_finished_step(run, stage_run, step)
 
@@ -263,7 +290,8 @@ def maybe_finish(run: PipelineRun) -> None:
         run.status = RunStatus.SUCCEEDED
     run.finished_at = now
     run.save(update_fields=["status", "finished_at"])
-    weights.recompute(run)
+    # After the commit, outside the run's lock; it never holds up a step.
+    transaction.on_commit(lambda: weights.recompute(run), using=_db())
     logger.info(
         "Pipeline run %s of %s finished status=%s",
         run.pk,

@@ -273,13 +273,13 @@ class Child:
         if self.acks:
             self.strategy.ack_successes(self.owner, self.acks)
             self.acks = []
-        while self.finishes:
-            job, fields = self.finishes[0]
-            if not hooks.finish_job(self.strategy, job, self.owner, fields):
+        if self.finishes:
+            # One transaction for the batch's outcomes (and their pipeline advances).
+            for job_id in hooks.finish_many(self.strategy, self.owner, self.finishes):
                 logger.warning(
-                    "Outcome of job id=%s discarded: its lease was taken away", job.pk
+                    "Outcome of job id=%s discarded: its lease was taken away", job_id
                 )
-            self.finishes.pop(0)
+            self.finishes = []
         step_errors, self.step_errors = self.step_errors, []
         for step_run_id, error, details in step_errors:
             errors.handle(step_run_id, error, details)
