@@ -51,8 +51,12 @@ class Settings:
     """How often a worker renews its leases and its registration."""
     REAP_INTERVAL: float = 10.0
     """How often a worker returns jobs whose lease expired."""
-    POLL_INTERVAL: float = 0.5
-    """Idle poll interval (PostgreSQL also wakes on NOTIFY)."""
+    POLL_INTERVAL: float = 0.1
+    """Idle poll interval (PostgreSQL also wakes on NOTIFY).
+
+    On SQLite and MariaDB/MySQL it bounds the wait of a new job: about half of it on
+    average. An idle poll is two indexed queries.
+    """
     CLAIM_BATCH_SIZE: int = 32
     """Most jobs a worker child claims at once when jobs are short."""
     SHUTDOWN_TIMEOUT: float = 30.0

@@ -29,7 +29,7 @@ def test_defaults_are_documented_values():
         "LEASE_SECONDS": 30.0,
         "HEARTBEAT_INTERVAL": 10.0,
         "REAP_INTERVAL": 10.0,
-        "POLL_INTERVAL": 0.5,
+        "POLL_INTERVAL": 0.1,
         "CLAIM_BATCH_SIZE": 32,
         "SHUTDOWN_TIMEOUT": 30.0,
         "WORKER_FORGET_AFTER": 3600.0,
