@@ -79,7 +79,7 @@ class Registry:
         """Import every installed app's ``tasks`` module and the configured modules."""
         names = [f"{config.name}.tasks" for config in apps.get_app_configs()]
         for name in names:
-            module = _import_if_present(name)
+            module = import_if_present(name)
             if module is not None:
                 self.scan(module)
         modules = get_settings().TASK_MODULES
@@ -91,11 +91,10 @@ class Registry:
         logger.debug("Registered tasks count=%s", len(self._tasks))
 
 
-def _import_if_present(name: str) -> ModuleType | None:
+def import_if_present(name: str) -> ModuleType | None:
     """Import ``name``; only a missing module *itself* is ignored.
 
-    An ImportError raised from inside an existing ``tasks`` module (a missing
-    dependency)
+    An ImportError raised from inside an existing module (a missing dependency)
     propagates, so it is not silently hidden.
     """
     try:

@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
 from geartrain.admin import actions
+from geartrain.admin.base import ReadOnlyAdmin
 from geartrain.admin.display import (
     attempt_rows,
     format_seconds,
@@ -40,11 +41,9 @@ from geartrain.models.job import FINISHED, WAITING
 BIG_COLUMNS = ("args", "kwargs", "attempt_log", "return_value")
 MAX_RETRY_LINKS = 50
 
-if TYPE_CHECKING:  # ModelAdmin is generic only in django-stubs
-    _JobAdminBase = admin.ModelAdmin[Job]
+if TYPE_CHECKING:  # Paginator is generic only in django-stubs
     _PaginatorBase = Paginator[Job]
 else:
-    _JobAdminBase = admin.ModelAdmin
     _PaginatorBase = Paginator
 
 
@@ -72,7 +71,7 @@ class JobChangeList(ChangeList):
         return super().get_queryset(request, exclude_parameters).defer(*BIG_COLUMNS)
 
 
-class JobAdmin(_JobAdminBase):
+class JobAdmin(ReadOnlyAdmin[Job]):
     """Jobs: list, filters, search, a read-only detail page with every attempt."""
 
     list_display = (
@@ -130,14 +129,6 @@ class JobAdmin(_JobAdminBase):
         css: ClassVar[dict[str, tuple[str, ...]]] = {"all": ("geartrain/admin.css",)}
 
     # Permissions -----------------------------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: Job | None = None
-    ) -> bool:
-        return False
 
     def has_retry_permission(
         self, request: HttpRequest, obj: Job | None = None

@@ -6,7 +6,7 @@ offers Cancel, Resume and Dismiss (each POST-only, each with its own permission)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from geartrain.admin import run_actions
+from geartrain.admin.base import ReadOnlyAdmin
 from geartrain.admin.display import pretty_json
 from geartrain.admin.filters import ExactValueFilter
 from geartrain.admin.pages import (
@@ -30,12 +31,6 @@ from geartrain.admin.pages import (
 from geartrain.conf import get_settings
 from geartrain.models import Pipeline, PipelineRun, StepError
 from geartrain.models.run import RUN_FINAL
-
-if TYPE_CHECKING:  # generic only in django-stubs
-    _RunAdminBase = admin.ModelAdmin[PipelineRun]
-    _ErrorAdminBase = admin.ModelAdmin[StepError]
-else:
-    _RunAdminBase = _ErrorAdminBase = admin.ModelAdmin
 
 PIPELINE_CSS = ("geartrain/admin.css", "geartrain/pipelines.css")
 
@@ -54,7 +49,7 @@ class PipelineNameFilter(ExactValueFilter):
         return list(Pipeline.objects.using(_db()).values_list("name", flat=True))
 
 
-class PipelineRunAdmin(_RunAdminBase):
+class PipelineRunAdmin(ReadOnlyAdmin[PipelineRun]):
     """Runs: status, trigger, progress; a detail page with pictures and every step."""
 
     list_display = (
@@ -125,14 +120,6 @@ class PipelineRunAdmin(_RunAdminBase):
         css: ClassVar[dict[str, tuple[str, ...]]] = {"all": PIPELINE_CSS}
 
     # Permissions --------------------------------------------------------------------
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: PipelineRun | None = None
-    ) -> bool:
-        return False
 
     def has_delete_permission(
         self, request: HttpRequest, obj: PipelineRun | None = None
@@ -265,7 +252,7 @@ class PipelineRunAdmin(_RunAdminBase):
         )
 
 
-class StepErrorAdmin(_ErrorAdminBase):
+class StepErrorAdmin(ReadOnlyAdmin[StepError]):
     """Errors recorded by steps' default error handler. Read-only."""
 
     list_display = ("created_at", "run_link", "step", "error_type", "short_message")
@@ -278,14 +265,6 @@ class StepErrorAdmin(_ErrorAdminBase):
 
     class Media:
         css: ClassVar[dict[str, tuple[str, ...]]] = {"all": PIPELINE_CSS}
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: StepError | None = None
-    ) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[StepError]:
         return super().get_queryset(request).using(_db())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.contrib import admin
 from django.db.models import (
@@ -24,14 +24,10 @@ from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
 
+from geartrain.admin.base import ReadOnlyAdmin
 from geartrain.admin.display import format_seconds
 from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus, WorkerProcess
-
-if TYPE_CHECKING:  # ModelAdmin is generic only in django-stubs
-    _WorkerAdminBase = admin.ModelAdmin[WorkerProcess]
-else:
-    _WorkerAdminBase = admin.ModelAdmin
 
 
 def alive_grace() -> float:
@@ -72,7 +68,7 @@ def _running_jobs_subquery() -> Subquery:
     return Subquery(jobs, output_field=IntegerField())
 
 
-class WorkerProcessAdmin(_WorkerAdminBase):
+class WorkerProcessAdmin(ReadOnlyAdmin[WorkerProcess]):
     """Workers: alive or not, heartbeat age, and the jobs they run now."""
 
     list_display = (
@@ -104,14 +100,6 @@ class WorkerProcessAdmin(_WorkerAdminBase):
         "running_jobs",
     )
     readonly_fields = fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: WorkerProcess | None = None
-    ) -> bool:
-        return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[WorkerProcess]:
         return (

@@ -21,7 +21,6 @@ collected, and so is every one in a top-level ``PIPELINES`` list::
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
@@ -36,21 +35,12 @@ from geartrain.pipelines import spec as specs
 from geartrain.pipelines import spec_io
 from geartrain.pipelines.launching import signatures
 from geartrain.pipelines.spec import InvalidPipeline, PipelineSpec
+from geartrain.registry import import_if_present
 
 MODULE = "pipelines"
 FORMATS = ("json", "yaml")
 MAX_WEIGHT = Decimal("9999999.99999")  # Step.weight: 12 digits, 5 decimal places
 MAX_ATTEMPTS = 2147483647  # PositiveIntegerField on every supported database
-
-
-def _import_if_present(name: str) -> ModuleType | None:
-    """Import ``name``; only a missing module *itself* is ignored."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
 
 
 def specs_of(module: ModuleType) -> list[PipelineSpec]:
@@ -85,7 +75,7 @@ def discover(app_names: Iterable[str] | None = None) -> list[PipelineSpec]:
         app_names = [config.name for config in apps.get_app_configs()]
     seen: dict[str, tuple[str, PipelineSpec]] = {}
     for app in app_names:
-        module = _import_if_present(f"{app}.{MODULE}")
+        module = import_if_present(f"{app}.{MODULE}")
         if module is None:
             continue
         for spec in specs_of(module):

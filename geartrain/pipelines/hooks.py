@@ -12,29 +12,10 @@ from geartrain.models.job import FINISHED
 from geartrain.queue import ClaimStrategy
 
 
-def finish_job(
-    strategy: ClaimStrategy, job: Job, owner: str | None, fields: dict[str, Any]
-) -> bool:
-    """Write ``fields`` to a leased job; a finished step job advances its run.
-
-    Returns False when the lease was taken away (nothing is written then).
-    """
-    if job.step_run_id is None:
-        return strategy.finish(job.pk, owner, **fields)
-    with transaction.atomic(using=get_settings().DATABASE):
-        if not strategy.finish(job.pk, owner, **fields):
-            return False
-        if fields.get("status") in FINISHED:
-            for name, value in fields.items():
-                setattr(job, name, value)
-            from geartrain.pipelines import engine
-
-            engine.step_finished(job)
-    return True
-
-
 def finish_many(
-    strategy: ClaimStrategy, owner: str, items: list[tuple[Job, dict[str, Any]]]
+    strategy: ClaimStrategy,
+    owner: str | None,
+    items: list[tuple[Job, dict[str, Any]]],
 ) -> list[int]:
     """Write several outcomes (and advance their runs) in one transaction.
 

@@ -285,21 +285,7 @@ class Child:
             errors.handle(step_run_id, error, details)
         signals, self.signals = self.signals, []
         for job, fields in signals:
-            _send_finished(job, fields)
-
-
-def _send_finished(job: Job, fields: dict[str, Any]) -> None:
-    for name, value in fields.items():
-        setattr(job, name, value)
-    job.lease_owner = None
-    try:
-        result = jobs.to_task_result(job)
-    except UnknownTask:
-        return
-    try:
-        compat.task_finished.send(type(result.task.get_backend()), task_result=result)
-    except Exception:
-        logger.exception("A task_finished receiver failed for job id=%s", job.pk)
+            outcomes.send_finished(job, fields)
 
 
 __all__ = ["EXIT_OK", "EXIT_RECYCLE", "Child"]

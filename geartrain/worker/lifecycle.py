@@ -17,7 +17,6 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from geartrain import compat, jobs
 from geartrain.conf import Settings
 from geartrain.exceptions import WorkerLost
 from geartrain.models import Job, JobStatus, WorkerProcess
@@ -95,7 +94,7 @@ def record_lost(job: Job, *, error_class: str, message: str, conf: Settings) -> 
     )
     fields = outcomes.after_error(job, entry, None, now)
     strategy = get_strategy(conf.DATABASE)
-    written = hooks.finish_job(strategy, job, job.lease_owner, fields)
+    written = not hooks.finish_many(strategy, job.lease_owner, [(job, fields)])
     if written:
         logger.warning(
             "Job id=%s task=%s attempt=%s lost: %s; now %s",
@@ -107,22 +106,11 @@ def record_lost(job: Job, *, error_class: str, message: str, conf: Settings) -> 
             extra={"action": "job_lost"},
         )
         if outcomes.django_status(fields) is not None:
-            _notify_finished(job, fields)
+            outcomes.send_finished(job, fields)
         if job.step_run_id is not None and fields["status"] == JobStatus.FAILED:
             details = {"error_class": error_class, "message": message}
             errors.handle(job.step_run_id, WorkerLost(message), details)
     return written
-
-
-def _notify_finished(job: Job, fields: dict[str, object]) -> None:
-    for name, value in fields.items():
-        setattr(job, name, value)
-    job.lease_owner = None
-    try:
-        result = jobs.to_task_result(job)
-        compat.task_finished.send(type(result.task.get_backend()), task_result=result)
-    except Exception:
-        logger.exception("Could not send task_finished for job id=%s", job.pk)
 
 
 def reap_expired(conf: Settings) -> int:

@@ -10,7 +10,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from geartrain import compat
+from geartrain import compat, jobs
+from geartrain.conf import get_settings
 from geartrain.exceptions import InvalidArguments, MaxPostponesReached, UnknownTask
 from geartrain.models import Job, JobStatus
 from geartrain.registry import registry
@@ -100,8 +101,6 @@ def after_postpone(
     job: Job, seconds: float | None, worker_id: str, now: datetime
 ) -> dict[str, Any]:
     """Fields for ``raise Postpone(seconds)``; fails the job past its limit."""
-    from geartrain.conf import get_settings
-
     try:
         limit = max_postpones(registry.get(job.task_path))
     except UnknownTask:
@@ -134,6 +133,23 @@ def after_postpone(
         # A postpone is not an attempt: give back the one the claim counted.
         "attempts": max(0, job.attempts - 1),
     }
+
+
+def send_finished(job: Job, fields: dict[str, Any]) -> None:
+    """Send Django's ``task_finished`` for a job that just reached a final status.
+
+    Never raises: an unknown task or a failing receiver is logged.
+    """
+    for name, value in fields.items():
+        setattr(job, name, value)
+    job.lease_owner = None
+    try:
+        result = jobs.to_task_result(job)
+        compat.task_finished.send(type(result.task.get_backend()), task_result=result)
+    except UnknownTask:
+        return
+    except Exception:
+        logger.exception("A task_finished receiver failed for job id=%s", job.pk)
 
 
 def django_status(fields: dict[str, Any]) -> compat.TaskResultStatus | None:
