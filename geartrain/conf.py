@@ -69,6 +69,14 @@ class Settings:
     """Recompute each step's weight from its recent durations after a run."""
     WEIGHT_SAMPLE_SIZE: int = 10
     """How many recent runs of a step its weight averages."""
+    SCHEDULER_INTERVAL: float = 60.0
+    """Longest a scheduler sleeps between two ticks, in seconds."""
+    CATCH_UP_LIMIT: int = 100
+    """Most missed slots one schedule catches up at once (misfire policy catch_up)."""
+    DEPENDENCY_RECHECK: float = 10.0
+    """How often a slot held by a running dependency is checked again, in seconds."""
+    SCHEDULER_BATCH_SIZE: int = 100
+    """Due schedules one scheduler handles per transaction."""
 
 
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -93,6 +101,10 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "OVERLAP_FAILED": (bool,),
     "AUTO_WEIGHT": (bool,),
     "WEIGHT_SAMPLE_SIZE": (int,),
+    "SCHEDULER_INTERVAL": (int, float),
+    "CATCH_UP_LIMIT": (int,),
+    "DEPENDENCY_RECHECK": (int, float),
+    "SCHEDULER_BATCH_SIZE": (int,),
 }
 _POSITIVE = {
     "MAX_ATTEMPTS",
@@ -103,6 +115,10 @@ _POSITIVE = {
     "CLAIM_BATCH_SIZE",
     "WORKER_FORGET_AFTER",
     "WEIGHT_SAMPLE_SIZE",
+    "SCHEDULER_INTERVAL",
+    "CATCH_UP_LIMIT",
+    "DEPENDENCY_RECHECK",
+    "SCHEDULER_BATCH_SIZE",
 }
 _NON_NEGATIVE = {
     "RETRY_DELAY",

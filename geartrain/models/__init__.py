@@ -10,16 +10,32 @@ from geartrain.models.run import (
     StepRun,
     Trigger,
 )
+from geartrain.models.schedule import (
+    FireKind,
+    FireStatus,
+    Misfire,
+    OnFailure,
+    Schedule,
+    ScheduleDependency,
+    ScheduleFire,
+)
 from geartrain.models.worker import WorkerProcess
 
 __all__ = [
+    "FireKind",
+    "FireStatus",
     "Job",
     "JobQuerySet",
     "JobStatus",
+    "Misfire",
+    "OnFailure",
     "OverlapRule",
     "Pipeline",
     "PipelineRun",
     "RunStatus",
+    "Schedule",
+    "ScheduleDependency",
+    "ScheduleFire",
     "Stage",
     "StageRun",
     "Step",

@@ -15,7 +15,9 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from geartrain.models.schedule_rules import default_time_zone
 from geartrain.pipelines import spec as specs
+from geartrain.scheduler import cron
 
 
 class OverlapRule(models.TextChoices):
@@ -40,6 +42,17 @@ class Pipeline(models.Model):
     defaults = models.JSONField(
         _("default runtime arguments"), default=dict, blank=True
     )
+    cron = models.CharField(
+        _("cron schedule"),
+        max_length=120,
+        blank=True,
+        help_text=_(
+            "Launch on this cron expression (kept as a schedule). Blank: no schedule."
+        ),
+    )
+    cron_timezone = models.CharField(
+        _("cron time zone"), max_length=64, default=default_time_zone
+    )
     synced_hash = models.CharField(
         _("definition hash at the last sync"),
         max_length=64,
@@ -62,6 +75,28 @@ class Pipeline(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save, and keep the schedule made from ``cron`` in step (SPEC row 4)."""
+        super().save(*args, **kwargs)
+        from geartrain.models.schedule import sync_pipeline_schedule
+
+        sync_pipeline_schedule(self)
+
+    def clean(self) -> None:
+        """Refuse a bad cron expression or time zone."""
+        errors: dict[str, str] = {}
+        if self.cron:
+            try:
+                cron.CronExpression.parse(self.cron)
+            except cron.InvalidCronExpression as exc:
+                errors["cron"] = str(exc)
+        try:
+            cron.zone(self.cron_timezone)
+        except cron.InvalidTimeZone as exc:
+            errors["cron_timezone"] = str(exc)
+        if errors:
+            raise ValidationError(errors)
 
     def to_spec(self) -> specs.PipelineSpec:
         """This pipeline's definition as a ``PipelineSpec``."""

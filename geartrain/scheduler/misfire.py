@@ -1,0 +1,160 @@
+"""Misfire policies: which due cron slots fire now and which are dropped (pure).
+
+A slot is *due* once its instant has passed. A due slot is *late* when it is more
+than ``grace`` seconds in the past (a scheduler was down, or the slot was held by a
+dependency). The policies:
+
+``catch_up``
+    Every due slot fires, oldest first, at most ``limit`` of them: the latest
+    ``limit`` fire and older ones are dropped.
+``coalesce``
+    Late slots become one run, for the latest of them; slots within the grace
+    period fire normally.
+``skip``
+    Late slots are dropped; slots within the grace period fire.
+
+:func:`plan` returns the decision; the scheduler records it. Nothing here touches the
+database, so the rules are tested in milliseconds against a simulated clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from geartrain.scheduler.cron import CronExpression, next_fire, slots_between
+
+__all__ = ["CATCH_UP", "COALESCE", "POLICIES", "SKIP", "Plan", "plan"]
+
+CATCH_UP = "catch_up"
+COALESCE = "coalesce"
+SKIP = "skip"
+POLICIES = (CATCH_UP, COALESCE, SKIP)
+# After this many late slots, the rest of a long backlog is leapt over, not counted.
+SCAN_LIMIT = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do with the due slots of one schedule at one instant."""
+
+    fire: tuple[datetime, ...]
+    """Slots to fire now, oldest first."""
+    dropped: int
+    """How many due slots are dropped: exact up to ``SCAN_LIMIT``, else at least."""
+    first_dropped: datetime | None
+    last_dropped: datetime | None
+    reason: str
+    """Why slots were dropped (empty when none were)."""
+    next_slot: datetime | None
+    """The first slot after those handled now; None when the schedule has ended."""
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Slots counted but not kept: how many, the first and the last."""
+
+    count: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+
+    def add(self, slot: datetime) -> None:
+        self.count += 1
+        if self.first is None:
+            self.first = slot
+        self.last = slot
+
+
+def plan(
+    expression: CronExpression,
+    tz: ZoneInfo,
+    next_slot: datetime,
+    now: datetime,
+    *,
+    policy: str,
+    grace: float | None,
+    limit: int,
+    end: datetime | None = None,
+) -> Plan:
+    """Decide which due slots from ``next_slot`` up to ``now`` fire.
+
+    ``next_slot`` is the first slot not handled yet; ``end`` (inclusive) is the last
+    instant a slot may have. ``grace`` is required by ``coalesce`` and ``skip``.
+    """
+    if policy not in POLICIES:
+        raise ValueError(
+            f"Misfire policy {policy!r} is unknown. Use one of: {', '.join(POLICIES)}."
+        )
+    if policy != CATCH_UP and grace is None:
+        raise ValueError(f"Misfire policy {policy!r} needs a grace period in seconds.")
+    if limit < 1:
+        raise ValueError(f"Catch-up limit {limit!r} is below 1. Use 1 or more.")
+    horizon = now if end is None else min(now, end)
+    cutoff = now - timedelta(seconds=grace or 0)
+    keep = limit if policy == CATCH_UP else 1
+    late, kept = _Tally(), deque[datetime](maxlen=keep)
+    on_time: list[datetime] = []
+    slot: datetime | None = next_slot
+    while slot is not None and slot <= horizon:
+        if policy == CATCH_UP or slot <= cutoff:
+            if len(kept) == kept.maxlen:
+                late.add(kept[0])
+            kept.append(slot)
+        else:
+            on_time.append(slot)
+        if late.count == SCAN_LIMIT:
+            boundary = horizon if policy == CATCH_UP else cutoff
+            slot = _leap(expression, tz, slot, boundary, keep + 1)
+        slot = next_fire(expression, slot, tz)
+    if end is not None and slot is not None and slot > end:
+        slot = None
+    if policy == SKIP:
+        if kept:
+            late.add(kept.pop())
+        reason = (
+            f"more than {grace:g} s late (misfire policy skip)" if late.count else ""
+        )
+        return _plan(on_time, late, reason, slot)
+    fire = [*kept, *on_time]
+    reason = ""
+    if late.count and policy == COALESCE:
+        reason = f"coalesced into the run of slot {kept[-1].isoformat()}"
+    elif late.count:
+        reason = f"beyond the catch-up limit of {limit} slots"
+    return _plan(fire, late, reason, slot)
+
+
+def _leap(
+    expression: CronExpression,
+    tz: ZoneInfo,
+    start: datetime,
+    boundary: datetime,
+    needed: int,
+) -> datetime:
+    """An instant after ``start`` with at least ``needed`` slots up to ``boundary``.
+
+    Skips the middle of a long backlog in a few bounded searches instead of one step
+    per slot. Returns ``start`` when there is nothing to skip.
+    """
+    width = timedelta(minutes=needed)
+    while boundary - width > start:
+        leap = boundary - width
+        if len(slots_between(expression, leap, boundary, tz, limit=needed)) == needed:
+            return leap
+        width *= 4
+    return start
+
+
+def _plan(
+    fire: list[datetime], late: _Tally, reason: str, next_slot: datetime | None
+) -> Plan:
+    return Plan(
+        fire=tuple(fire),
+        dropped=late.count,
+        first_dropped=late.first,
+        last_dropped=late.last,
+        reason=reason,
+        next_slot=next_slot,
+    )

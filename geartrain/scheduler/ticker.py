@@ -1,0 +1,183 @@
+"""One scheduler tick: find due schedules (by index), apply misfire policies and
+dependencies, fire slots, and write the bookkeeping.
+
+Due schedules are read in batches, each in its own transaction, locked with
+``FOR UPDATE SKIP LOCKED`` where the database has it, so two schedulers share the work
+instead of waiting on each other. Locks only save effort: the unique (schedule, slot)
+constraint is what makes each slot fire once (see :mod:`geartrain.scheduler.firing`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from datetime import datetime, timedelta
+
+from django.db import connections, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from geartrain.conf import get_settings
+from geartrain.models import FireKind, Schedule, ScheduleDependency
+from geartrain.scheduler import cron, dependencies, firing, misfire, outcomes
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(slots=True)
+class TickReport:
+    """What one tick did."""
+
+    schedules: int = 0
+    fired: int = 0
+    skipped: int = 0
+    held: int = 0
+    next_due: datetime | None = None
+
+
+def tick(now: datetime | None = None) -> TickReport:
+    """Handle every schedule due at ``now`` (default: the current time)."""
+    now = now or timezone.now()
+    conf = get_settings()
+    report = TickReport()
+    outcomes.sync(now)
+    while True:
+        with transaction.atomic(using=conf.DATABASE):
+            batch = _due_batch(now, conf.SCHEDULER_BATCH_SIZE)
+            with_deps = set(
+                ScheduleDependency.objects.using(conf.DATABASE)
+                .filter(depender__in=[s.pk for s in batch])
+                .values_list("depender_id", flat=True)
+            )
+            for schedule in batch:
+                _handle(schedule, now, schedule.pk in with_deps, report)
+        report.schedules += len(batch)
+        if len(batch) < conf.SCHEDULER_BATCH_SIZE:
+            break
+    report.next_due = next_due()
+    return report
+
+
+def next_due() -> datetime | None:
+    """The earliest ``due_at`` of any schedule (an index lookup)."""
+    return (
+        Schedule.objects.using(get_settings().DATABASE)
+        .filter(due_at__isnull=False)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+
+
+def _due_batch(now: datetime, size: int) -> list[Schedule]:
+    db = get_settings().DATABASE
+    due = Schedule.objects.using(db).filter(due_at__lte=now).order_by("due_at", "pk")
+    if connections[db].features.has_select_for_update_skip_locked:
+        due = due.select_for_update(skip_locked=True)
+    return list(due[:size])
+
+
+def _handle(
+    schedule: Schedule, now: datetime, has_deps: bool, report: TickReport
+) -> None:
+    """Plan and fire one due schedule; a failure is logged and postpones it."""
+    db = get_settings().DATABASE
+    try:
+        with transaction.atomic(using=db):
+            _advance(schedule, now, has_deps, report)
+    except Exception as exc:
+        logger.exception("Schedule %s could not be handled", schedule.name)
+        retry_at = now + timedelta(seconds=get_settings().SCHEDULER_INTERVAL)
+        Schedule.objects.using(db).filter(pk=schedule.pk).update(
+            due_at=retry_at, held_reason=f"error: {exc}"[:500]
+        )
+
+
+def _advance(
+    schedule: Schedule, now: datetime, has_deps: bool, report: TickReport
+) -> None:
+    conf = get_settings()
+    if not schedule.enabled or schedule.next_slot is None:
+        # Disabled or re-enabled by a bulk UPDATE that skipped Schedule.save().
+        schedule.reschedule(now)
+        _write(schedule, schedule.next_slot, schedule.due_at, None, fired=0)
+        return
+    plan = misfire.plan(
+        schedule.expression(),
+        cron.zone(schedule.timezone),
+        schedule.next_slot,
+        now,
+        policy=schedule.misfire,
+        grace=schedule.grace_seconds,
+        limit=schedule.catch_up_limit or conf.CATCH_UP_LIMIT,
+        end=schedule.end_at,
+    )
+    if plan.dropped and plan.last_dropped is not None:
+        _record_dropped(schedule, plan, now)
+        report.skipped += plan.dropped
+    slots, next_slot = list(plan.fire), plan.next_slot
+    if has_deps and slots:
+        # One slot at a time: each start needs a new run of what it depends on.
+        if len(slots) > 1:
+            next_slot = slots[1]
+        verdict = dependencies.check(schedule, now)
+        if verdict.action == dependencies.HOLD:
+            report.held += 1
+            held_at = verdict.recheck_at
+            _write(schedule, slots[0], held_at, plan.last_dropped, 0, verdict.reason)
+            return
+        if verdict.action == dependencies.SKIP:
+            firing.record_skip(schedule, slots[0], verdict.reason, now=now)
+            report.skipped += 1
+            _write(schedule, next_slot, next_slot, slots[0], fired=0)
+            return
+        slots = slots[:1]
+    fired = 0
+    for slot in slots:
+        row = firing.fire(schedule, slot, kind=FireKind.CRON, now=now)
+        if row is not None and row.job_id is None and row.pipeline_run_id is None:
+            report.skipped += 1
+        elif row is not None:
+            fired += 1
+    report.fired += fired
+    last = slots[-1] if slots else plan.last_dropped
+    _write(schedule, next_slot, next_slot, last, fired, now=now)
+
+
+def _record_dropped(schedule: Schedule, plan: misfire.Plan, now: datetime) -> None:
+    if plan.last_dropped is None or plan.first_dropped is None:
+        return
+    if plan.dropped == 1:
+        reason = f"1 slot {plan.reason}"
+    else:
+        reason = (
+            f"{plan.dropped} slots from {plan.first_dropped.isoformat()} to "
+            f"{plan.last_dropped.isoformat()} {plan.reason}"
+        )
+    firing.record_skip(schedule, plan.last_dropped, reason, now=now)
+
+
+def _write(
+    schedule: Schedule,
+    next_slot: datetime | None,
+    due_at: datetime | None,
+    last_slot: datetime | None,
+    fired: int,
+    held: str = "",
+    *,
+    now: datetime | None = None,
+) -> None:
+    """Write the bookkeeping columns only (never the configuration)."""
+    values: dict[str, object] = {
+        "next_slot": next_slot,
+        "due_at": due_at,
+        "held_reason": held[:500],
+    }
+    if last_slot is not None:
+        values["last_slot"] = last_slot
+    if fired:
+        values["last_fired_at"] = now
+        values["total_runs"] = F("total_runs") + fired
+    Schedule.objects.using(get_settings().DATABASE).filter(pk=schedule.pk).update(
+        **values
+    )
