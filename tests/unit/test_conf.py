@@ -36,6 +36,10 @@ def test_defaults_are_documented_values():
         "OVERLAP_FAILED": False,
         "AUTO_WEIGHT": True,
         "WEIGHT_SAMPLE_SIZE": 10,
+        "SCHEDULER_INTERVAL": 60.0,
+        "CATCH_UP_LIMIT": 100,
+        "DEPENDENCY_RECHECK": 10.0,
+        "SCHEDULER_BATCH_SIZE": 100,
     }
     assert value_problems({}) == []
 
