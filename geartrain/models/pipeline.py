@@ -107,6 +107,8 @@ class Pipeline(models.Model):
             enabled=self.enabled,
             overlap=self.overlap,
             defaults=dict(self.defaults or {}),
+            cron=self.cron,
+            cron_timezone=self.cron_timezone,
             stages=tuple(stage.to_spec() for stage in stages),
         )
 

@@ -13,6 +13,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from geartrain.scheduler import cron
+
 type JSON = str | int | float | bool | list[JSON] | dict[str, JSON] | None
 
 PRIORITY_MIN = -100
@@ -69,6 +71,10 @@ class PipelineSpec:
     enabled: bool = True
     overlap: str = "forbid"
     defaults: Mapping[str, JSON] = field(default_factory=dict)
+    cron: str = ""
+    """Launch on this cron expression (a schedule is kept from it); "" for none."""
+    cron_timezone: str = "UTC"
+    """IANA time zone the ``cron`` expression is read in."""
 
 
 class InvalidPipeline(ValueError):
@@ -214,6 +220,15 @@ def _pipeline_problems(spec: PipelineSpec) -> list[str]:
             f"Pipeline {spec.name!r} has overlap {spec.overlap!r}, which is not an "
             f"overlap policy. Use {choices}."
         )
+    if spec.cron:
+        try:
+            cron.CronExpression.parse(spec.cron)
+        except cron.InvalidCronExpression as exc:
+            problems.append(f"Pipeline {spec.name!r}: {exc}")
+    try:
+        cron.zone(spec.cron_timezone)
+    except cron.InvalidTimeZone as exc:
+        problems.append(f"Pipeline {spec.name!r}: {exc}")
     return problems
 
 

@@ -27,6 +27,8 @@ def to_dict(spec: PipelineSpec) -> dict[str, Any]:
         "enabled": spec.enabled,
         "overlap": spec.overlap,
         "defaults": copy.deepcopy(dict(spec.defaults)),
+        "cron": spec.cron,
+        "cron_timezone": spec.cron_timezone,
         "stages": [
             {
                 "name": stage.name,
@@ -117,6 +119,8 @@ _PIPELINE_FIELDS = {
     "enabled": _FLAG,
     "overlap": _TEXT,
     "defaults": _JSON_MAPPING,
+    "cron": _TEXT,
+    "cron_timezone": _TEXT,
     "stages": _LIST,
 }
 _STAGE_FIELDS = {

@@ -33,7 +33,14 @@ from geartrain.pipelines.code import validate_all
 from geartrain.pipelines.spec import PipelineSpec
 
 PLACES = Decimal("0.00001")
-_PIPELINE_FIELDS = ("description", "enabled", "overlap", "defaults")
+_PIPELINE_FIELDS = (
+    "description",
+    "enabled",
+    "overlap",
+    "defaults",
+    "cron",
+    "cron_timezone",
+)
 _STEP_FIELDS = {  # spec key -> Step field
     "task": "task_path",
     "kwargs": "kwargs",

@@ -613,3 +613,19 @@ def test_yaml_without_pyyaml_is_a_clear_error(tmp_path, monkeypatch):
     assert str(info.value) == (
         "PyYAML is not installed. Install django-geartrain[yaml] to write YAML."
     )
+
+
+def test_a_cron_in_code_becomes_the_pipelines_schedule_and_leaves_with_it():
+    timed = dataclasses.replace(ETL, cron="30 6 * * *", cron_timezone="Europe/Paris")
+    sync([timed])
+    pipeline = Pipeline.objects.get(name=ETL.name)
+    schedule = pipeline.schedules.get()
+    assert (schedule.cron, schedule.timezone, schedule.from_pipeline) == (
+        "30 6 * * *",
+        "Europe/Paris",
+        True,
+    )
+
+    sync([ETL])  # the cron was removed from the code
+
+    assert not pipeline.schedules.exists()

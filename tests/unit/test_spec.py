@@ -678,7 +678,7 @@ def test_from_dict_rejects_non_mapping_data() -> None:
     assert io_problems([1, 2]) == [
         "The pipeline data is a list, but it must be a mapping. Write it as a "
         "mapping with the keys 'name', 'description', 'enabled', 'overlap', "
-        "'defaults', 'stages'."
+        "'defaults', 'cron', 'cron_timezone', 'stages'."
     ]
     assert io_problems({"name": "p"}) == [
         "The pipeline data is missing the required key 'stages'. Add it."
@@ -728,3 +728,26 @@ def test_to_dict_copies_arguments() -> None:
     data["stages"][0]["steps"][0]["kwargs"]["to"].append("b")
     assert spec.defaults == {"x": {"y": 1}}
     assert spec.stages[0].steps[0].kwargs == {"to": ["a"]}
+
+
+# --- cron --------------------------------------------------------------------------
+
+
+def test_a_pipeline_cron_expression_and_time_zone_are_checked() -> None:
+    spec = pipeline(stage("a"), cron="61 * * * *", cron_timezone="Mars/Olympus")
+
+    assert problems_of(spec) == [
+        "Pipeline 'etl': Cron field 'minute' has value '61', which is outside 0-59. "
+        "Use a number from 0 to 59.",
+        "Pipeline 'etl': Time zone 'Mars/Olympus' is not a known IANA time zone. "
+        "Use a name such as 'Europe/Paris' or 'UTC'.",
+    ]
+
+
+def test_the_cron_fields_survive_a_round_trip() -> None:
+    spec = pipeline(stage("a"), cron="0 9 * * 1-5", cron_timezone="America/New_York")
+
+    data = to_dict(spec)
+
+    assert (data["cron"], data["cron_timezone"]) == ("0 9 * * 1-5", "America/New_York")
+    assert from_dict(data) == spec
