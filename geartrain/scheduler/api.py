@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from geartrain.conf import get_settings
 from geartrain.exceptions import GeartrainError
-from geartrain.models import FireKind, Schedule, ScheduleFire
+from geartrain.models import FireKind, FireStatus, Schedule, ScheduleFire
 from geartrain.scheduler import cron, firing
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,22 @@ def run_now(schedule: Schedule | str | int, *, launched_by: str = "") -> Schedul
     )
     if row is None:  # pragma: no cover - a fire without a slot never collides
         raise RuntimeError(f"Run now of schedule {target.name!r} collided")
+    _count_starts(target, [row])
     return row
+
+
+def _count_starts(schedule: Schedule, rows: Iterable[ScheduleFire]) -> None:
+    """Count fires that started work as the schedule's runs and latest start.
+
+    Dependencies read ``last_fired_at`` as "the depender's last start", so manual and
+    backfilled runs count like cron ones.
+    """
+    started = [row for row in rows if row.status != FireStatus.SKIPPED]
+    if started:
+        Schedule.objects.using(_db()).filter(pk=schedule.pk).update(
+            last_fired_at=max(row.fired_at for row in started),
+            total_runs=F("total_runs") + len(started),
+        )
 
 
 @dataclass(slots=True)
@@ -150,6 +166,7 @@ def backfill(
             report.already.append(slot)
         else:
             report.fired.append(row)
+    _count_starts(target, report.fired)
     logger.info(
         "Backfill of schedule %s: %s slots fired, %s already handled",
         target.name,

@@ -90,10 +90,11 @@ def _hold(dependee: Schedule, latest: ScheduleFire | None, now: datetime) -> Ver
     )
     if running:
         return Verdict(HOLD, f"waiting for the run of schedule {name!r}", now + recheck)
-    if not dependee.enabled:
+    if not dependee.enabled or dependee.due_at is None:
+        state = "is disabled" if not dependee.enabled else "has no slot left"
         return Verdict(
             HOLD,
-            f"waiting for schedule {name!r}, which is disabled",
+            f"waiting for schedule {name!r}, which {state}",
             now + timedelta(seconds=conf.SCHEDULER_INTERVAL),
         )
     if latest is not None:

@@ -34,6 +34,8 @@ SKIP = "skip"
 POLICIES = (CATCH_UP, COALESCE, SKIP)
 # After this many late slots, the rest of a long backlog is leapt over, not counted.
 SCAN_LIMIT = 2_000
+_TICK = timedelta(microseconds=1)
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,14 +100,14 @@ def plan(
     on_time: list[datetime] = []
     slot: datetime | None = next_slot
     while slot is not None and slot <= horizon:
-        if policy == CATCH_UP or slot <= cutoff:
+        if policy == CATCH_UP or slot < cutoff:  # late: more than grace seconds ago
             if len(kept) == kept.maxlen:
                 late.add(kept[0])
             kept.append(slot)
         else:
             on_time.append(slot)
         if late.count == SCAN_LIMIT:
-            boundary = horizon if policy == CATCH_UP else cutoff
+            boundary = horizon if policy == CATCH_UP else min(horizon, cutoff - _TICK)
             slot = _leap(expression, tz, slot, boundary, keep + 1)
         slot = next_fire(expression, slot, tz)
     if end is not None and slot is not None and slot > end:
@@ -114,7 +116,7 @@ def plan(
         if kept:
             late.add(kept.pop())
         reason = (
-            f"more than {grace:g} s late (misfire policy skip)" if late.count else ""
+            f"more than {grace:.15g} s late (misfire policy skip)" if late.count else ""
         )
         return _plan(on_time, late, reason, slot)
     fire = [*kept, *on_time]
@@ -136,15 +138,30 @@ def _leap(
     """An instant after ``start`` with at least ``needed`` slots up to ``boundary``.
 
     Skips the middle of a long backlog in a few bounded searches instead of one step
-    per slot. Returns ``start`` when there is nothing to skip.
+    per slot: windows growing back from ``boundary`` until one holds ``needed`` slots,
+    then a bisection to the minute, so that about ``needed`` slots are left to walk
+    even when slots are bunched (every minute of January, say). Returns ``start``
+    when there is nothing to skip.
     """
+
+    def enough(leap: datetime) -> bool:
+        found = slots_between(expression, leap, boundary, tz, limit=needed)
+        return len(found) == needed
+
     width = timedelta(minutes=needed)
-    while boundary - width > start:
-        leap = boundary - width
-        if len(slots_between(expression, leap, boundary, tz, limit=needed)) == needed:
-            return leap
+    high = boundary  # too few slots after high
+    while boundary - width > start and not enough(boundary - width):
+        high = boundary - width
         width *= 4
-    return start
+    low = boundary - width  # enough slots after low, unless it is not after start
+    if low <= start:
+        if not enough(start):
+            return start
+        low = start
+    while high - low > _MINUTE:
+        middle = low + (high - low) / 2
+        low, high = (middle, high) if enough(middle) else (low, middle)
+    return low
 
 
 def _plan(
