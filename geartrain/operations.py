@@ -23,6 +23,7 @@ from geartrain.pipelines import hooks
 logger = logging.getLogger(__name__)
 
 PRUNE_BATCH = 1000
+STALE_LIMIT = 10_000  # jobs listed by stale() and stale_scheduled() at most
 
 
 def _db() -> str:
@@ -152,7 +153,31 @@ def status(worker_grace: float | None = None) -> Status:
 
 
 def stale(older_than: timedelta) -> list[Job]:
-    """Running jobs whose lease expired, and ready jobs waiting longer than given."""
+    """Running jobs whose lease expired, and ready jobs waiting longer than given.
+
+    Scheduled jobs whose ``run_after`` passed more than ``older_than`` ago are listed
+    too. At most :data:`STALE_LIMIT` jobs, oldest ``run_after`` first.
+    """
     return list(
-        Job.objects.using(_db()).stale(older_than).order_by("run_after", "id")[:10_000]
+        Job.objects.using(_db())
+        .stale(older_than)
+        .order_by("run_after", "id")[:STALE_LIMIT]
+    )
+
+
+def stale_scheduled(older_than: timedelta) -> list[Job]:
+    """Jobs still ``scheduled`` although their ``run_after`` passed ``older_than`` ago.
+
+    Every worker promotes the due scheduled jobs of every queue to ``ready`` once per
+    ``POLL_INTERVAL``, so a job listed here means that no worker has polled this
+    database since the job became due. (A due job whose queue no worker serves is
+    promoted and waits as ``ready``: :func:`stale` lists it.) At most
+    :data:`STALE_LIMIT` jobs, oldest ``run_after`` first; the ``status, run_after``
+    index serves the query.
+    """
+    cutoff = timezone.now() - older_than
+    return list(
+        Job.objects.using(_db())
+        .filter(status=JobStatus.SCHEDULED, run_after__lt=cutoff)
+        .order_by("run_after", "id")[:STALE_LIMIT]
     )
