@@ -1,11 +1,14 @@
 """The worker supervisor: starts N children, replaces dead ones, stops gracefully.
 
 It never runs user code. Besides watching children it renews their leases (heartbeat),
-runs the reaper, and ends a child whose job outlives its timeout.
+runs the reaper, and ends a child whose job outlives its timeout. With
+``with_scheduler`` it also runs a :class:`geartrain.scheduler.loop.Scheduler` in one
+more forked process, replaced like a child when it dies.
 
 Signals: the first SIGTERM/SIGINT stops claiming, lets running jobs finish within the
 shutdown timeout (children give back claimed but unstarted jobs) and exits 0. A second
 signal kills the children at once and exits 1; their jobs are returned immediately.
+The scheduler process stops after its current tick.
 """
 
 from __future__ import annotations
@@ -25,12 +28,21 @@ from django.db import Error as DatabaseError
 from django.db import connections
 
 from geartrain.conf import Settings
+from geartrain.scheduler.loop import Scheduler
 from geartrain.worker import lifecycle
 from geartrain.worker.child import EXIT_OK, EXIT_RECYCLE, Child
 
 logger = logging.getLogger(__name__)
 
 _mp = multiprocessing.get_context("fork")
+
+BURST_WITH_SCHEDULER = (
+    "--with-scheduler cannot go with --burst: a scheduler runs until stopped, a burst "
+    "worker stops when no job is ready. Run `geartrain scheduler --once` before the "
+    "burst worker instead."
+)
+SCHEDULER_RESPAWN = 1.0
+"""Shortest time between two starts of the scheduler process, in seconds."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -65,6 +77,11 @@ def _child_main(
     raise SystemExit(child.run())
 
 
+def _scheduler_main(conf: Settings, parent_pid: int) -> None:
+    scheduler = Scheduler(conf, parent_pid=parent_pid, ignore_sigint=True)
+    raise SystemExit(scheduler.run())
+
+
 class Supervisor:
     """Runs ``concurrency`` children serving ``queues``."""
 
@@ -78,6 +95,7 @@ class Supervisor:
         max_jobs_per_child: int | None = None,
         shutdown_timeout: float | None = None,
         worker_id: str | None = None,
+        with_scheduler: bool = False,
     ) -> None:
         self.queues = list(queues)
         self.concurrency = concurrency
@@ -87,6 +105,8 @@ class Supervisor:
         self.shutdown_timeout = (
             conf.SHUTDOWN_TIMEOUT if shutdown_timeout is None else shutdown_timeout
         )
+        if burst and with_scheduler:
+            raise ValueError(BURST_WITH_SCHEDULER)
         self.worker_id = worker_id or lifecycle.new_worker_id()
         self.children: list[ChildHandle] = []
         self.stopping = False
@@ -94,6 +114,8 @@ class Supervisor:
         self.stop_deadline = 0.0
         self._next: dict[str, float] = {}
         self.unrecovered: list[tuple[ChildHandle, int]] = []
+        self.with_scheduler = with_scheduler
+        self.scheduler: Any = None
 
     # Signals ---------------------------------------------------------------------
 
@@ -113,10 +135,13 @@ class Supervisor:
             self._signal_children(signal.SIGKILL)
 
     def _signal_children(self, signum: int) -> None:
-        for handle in self.children:
-            if handle.process.is_alive() and handle.process.pid:
+        processes = [handle.process for handle in self.children]
+        if self.scheduler is not None:
+            processes.append(self.scheduler)
+        for process in processes:
+            if process.is_alive() and process.pid:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(handle.process.pid, signum)
+                    os.kill(process.pid, signum)
 
     # Main loop -------------------------------------------------------------------
 
@@ -131,16 +156,22 @@ class Supervisor:
             ",".join(self.queues),
             self.concurrency,
         )
+        if self.with_scheduler:
+            self._spawn_scheduler()
         for _ in range(self.concurrency):
             self._spawn()
-        while self.children or self.unrecovered:
+        while self.children or self.unrecovered or self.scheduler is not None:
             if not self.children:
                 self._retry_recoveries()
+            sentinels = [h.process.sentinel for h in self.children]
+            if self.scheduler is not None:
+                sentinels.append(self.scheduler.sentinel)
+            if not sentinels:
                 time.sleep(0.5)
                 continue
-            sentinels = [h.process.sentinel for h in self.children]
             wait(sentinels, timeout=0.1)
             self._collect_exited()
+            self._collect_scheduler()
             self._enforce_timeouts()
             self._periodic()
             if self.stopping and time.monotonic() > self.stop_deadline:
@@ -169,6 +200,34 @@ class Supervisor:
         )
         process.start()
         self.children.append(ChildHandle(process=process, slot=slot))
+
+    def _spawn_scheduler(self) -> None:
+        connections.close_all()
+        self._next["scheduler"] = time.monotonic() + SCHEDULER_RESPAWN
+        process = _mp.Process(
+            target=_scheduler_main,
+            name=f"{self.worker_id}-scheduler",
+            args=(self.conf, os.getpid()),
+            daemon=False,
+        )
+        process.start()
+        self.scheduler = process
+        logger.info("Worker %s started scheduler pid=%s", self.worker_id, process.pid)
+
+    def _collect_scheduler(self) -> None:
+        """Notice a scheduler process that exited; start a new one unless stopping."""
+        process = self.scheduler
+        if process is not None and process.exitcode is not None:
+            self.scheduler = None
+            if process.exitcode != 0 or not self.stopping:
+                logger.error(
+                    "Scheduler pid=%s exited with code %s",
+                    process.pid,
+                    process.exitcode,
+                )
+        wanted = self.with_scheduler and not (self.stopping or self.forced)
+        if wanted and self.scheduler is None and self._due("scheduler", 0):
+            self._spawn_scheduler()
 
     def _collect_exited(self) -> None:
         for handle in list(self.children):

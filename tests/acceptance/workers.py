@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,10 +19,20 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def worker_env(marks: Path) -> dict[str, str]:
-    """Environment that points a subprocess at the database the tests use."""
+def worker_env(
+    marks: Path, settings: dict[str, Any] | None = None, log_level: str = ""
+) -> dict[str, str]:
+    """Environment that points a subprocess at the database the tests use.
+
+    ``settings``: ``GEARTRAIN`` entries to override in the subprocess; ``log_level``:
+    the level of its ``geartrain`` loggers (see ``subprocess_settings.py`` here).
+    """
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    if settings or log_level:
+        env["DJANGO_SETTINGS_MODULE"] = "tests.acceptance.subprocess_settings"
+        env["GEARTRAIN_OVERRIDES"] = json.dumps(settings or {})
+        env["GEARTRAIN_LOG_LEVEL"] = log_level or "WARNING"
     env["PYTHONPATH"] = str(ROOT)
     env["GEARTRAIN_MARKS"] = str(marks)
     name = str(connection.settings_dict["NAME"])
@@ -34,8 +45,14 @@ def worker_env(marks: Path) -> dict[str, str]:
 class WorkerProcess:
     """A worker supervisor started as a subprocess in its own process group."""
 
-    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
-        cmd = [sys.executable, "-m", "django", "geartrain", "worker", *args]
+    def __init__(
+        self,
+        args: list[str],
+        env: dict[str, str],
+        log: Path,
+        subcommand: str = "worker",
+    ) -> None:
+        cmd = [sys.executable, "-m", "django", "geartrain", subcommand, *args]
         # A file, not a pipe: a full pipe nobody reads would block the worker's logging.
         self.log = log
         with log.open("wb") as out:
@@ -75,6 +92,10 @@ class WorkerProcess:
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")[-5000:]
 
+    def log_text(self) -> str:
+        """Everything the process logged so far."""
+        return self.log.read_text(errors="replace")
+
 
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition"
@@ -98,10 +119,21 @@ class WorkerFactory:
         self.started: list[WorkerProcess] = []
 
     def __call__(self, *args: str) -> WorkerProcess:
+        return self.start("worker", *args)
+
+    def start(
+        self,
+        subcommand: str,
+        *args: str,
+        settings: dict[str, Any] | None = None,
+        log_level: str = "",
+    ) -> WorkerProcess:
+        """Start ``geartrain SUBCOMMAND ARGS…`` (``worker``, ``scheduler``…)."""
         # Make sure the subprocess sees everything this test committed.
         connection.close()
-        log = self.marks.parent / f"worker-{len(self.started)}.log"
-        worker = WorkerProcess(list(args), worker_env(self.marks), log)
+        log = self.marks.parent / f"{subcommand}-{len(self.started)}.log"
+        env = worker_env(self.marks, settings, log_level)
+        worker = WorkerProcess(list(args), env, log, subcommand)
         self.started.append(worker)
         return worker
 

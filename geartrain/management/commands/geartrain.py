@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 SUBCOMMANDS = {
     "worker": "Run a worker: a supervisor and its child processes.",
+    "scheduler": "Fire due schedule slots until stopped; --once runs one tick.",
     "status": "Show jobs by queue and status, live workers, the oldest ready job.",
     "stale": "List running jobs whose lease expired and ready jobs nobody picked up.",
     "retry": "Enqueue finished jobs again from their stored call.",
@@ -23,8 +24,20 @@ SUBCOMMANDS = {
     "cancel": "Cancel a run: waiting steps are cancelled, running ones finish.",
     "resume": "Run again the steps of a failed or cancelled run that did not succeed.",
     "dismiss": "Dismiss a failed run so that it no longer holds scheduled launches.",
+    "schedules": "List schedules: cron, time zone, target, next and last slot, runs.",
+    "run-now": "Fire a schedule's target once, now; its cron timing is unchanged.",
+    "enable": "Enable schedules; the next slot counts from now.",
+    "disable": "Disable schedules: no slot fires until enabled again.",
+    "toggle": "Enable disabled schedules and disable enabled ones.",
+    "backfill": "Fire the slots of a past interval that have not fired yet.",
 }
-MODULES = {"import": "import_"}  # subcommands whose module name differs
+MODULES = {  # subcommands whose module name differs
+    "import": "import_",
+    "run-now": "run_now",
+    "enable": "enabling",
+    "disable": "enabling",
+    "toggle": "enabling",
+}
 
 
 def _module(name: str) -> Any:

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from geartrain.conf import get_settings
 from geartrain.management import arguments
 from geartrain.management.subcommands import configured_queues
-from geartrain.worker.supervisor import Supervisor
+from geartrain.worker.supervisor import BURST_WITH_SCHEDULER, Supervisor
 
 
 def add_arguments(parser: Any) -> None:
@@ -40,9 +40,16 @@ def add_arguments(parser: Any) -> None:
         default=None,
         help="Seconds running jobs get to finish after SIGTERM (default: setting).",
     )
+    parser.add_argument(
+        "--with-scheduler",
+        action="store_true",
+        help="Also run a scheduler in one more process (fires due schedule slots).",
+    )
 
 
 def handle(command: BaseCommand, options: dict[str, Any]) -> int:
+    if options["burst"] and options["with_scheduler"]:
+        raise CommandError(BURST_WITH_SCHEDULER)
     known = configured_queues()
     queues = options["queues"] or known or ["default"]
     if known is not None:
@@ -60,5 +67,6 @@ def handle(command: BaseCommand, options: dict[str, Any]) -> int:
         burst=options["burst"],
         max_jobs_per_child=options["max_jobs_per_child"],
         shutdown_timeout=options["shutdown_timeout"],
+        with_scheduler=options["with_scheduler"],
     )
     return supervisor.run()
