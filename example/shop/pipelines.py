@@ -8,6 +8,9 @@ nightly = PipelineSpec(
     name="nightly-orders",
     description="Extract the day's tables, transform them, load them, report.",
     defaults={"day": "yesterday"},
+    # Every night at 02:00 Paris time; kept as a schedule (see Schedules in the admin).
+    cron="0 2 * * *",
+    cron_timezone="Europe/Paris",
     stages=(
         StageSpec(
             name="extract",

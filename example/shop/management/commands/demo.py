@@ -1,4 +1,4 @@
-"""``manage.py demo``: migrate, start the worker and the admin, show work flowing."""
+"""``manage.py demo``: migrate, start worker, scheduler and admin, show work flowing."""
 
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from django.db.models import Count
 from django.utils import timezone
 
 from geartrain import bulk_enqueue
-from geartrain.models import Job, JobStatus, PipelineRun, Trigger
+from geartrain.models import Job, JobStatus, PipelineRun, Schedule, Trigger
 from geartrain.pipelines import launching, sync
 
 ADMIN = ("admin", "admin")
+STOCK_CHECK = "stock-check"
 
 
 class Command(BaseCommand):
@@ -45,6 +46,7 @@ class Command(BaseCommand):
                     "worker",
                     "--concurrency",
                     str(options["concurrency"]),
+                    "--with-scheduler",
                 ]
             )
         ]
@@ -67,6 +69,7 @@ class Command(BaseCommand):
         try:
             started = timezone.now()
             run = self._launch_pipeline()
+            self._schedule()
             self._enqueue()
             self._watch(started, run, once=options["once"])
         finally:
@@ -112,6 +115,32 @@ class Command(BaseCommand):
         )
         return run
 
+    def _schedule(self) -> None:
+        """A schedule every minute that starts 3 minutes ago: the scheduler catches
+        up the 3 missed slots at once, then fires once a minute."""
+        Schedule.objects.filter(name=STOCK_CHECK).delete()
+        Schedule.objects.create(
+            name=STOCK_CHECK,
+            cron="* * * * *",
+            timezone="Europe/Paris",
+            task_path="example.shop.tasks.wait_for_stock",
+            kwargs={"sku": "mug"},
+            cron_base=timezone.now() - timedelta(minutes=3),
+            catch_up_limit=3,
+        )
+        self.stdout.write(
+            f"Created schedule {STOCK_CHECK!r} (* * * * *, Europe/Paris), started 3 "
+            "minutes ago: the scheduler catches up 3 slots, then fires every minute."
+        )
+
+    def _schedule_line(self) -> str:
+        schedule = Schedule.objects.get(name=STOCK_CHECK)
+        fires = schedule.fires.count()
+        upcoming = (
+            timezone.localtime(schedule.next_slot) if schedule.next_slot else None
+        )
+        return f"  schedule {STOCK_CHECK}: {fires} slots fired, next {upcoming:%H:%M}"
+
     def _pipeline_line(self, run: PipelineRun) -> str:
         run.refresh_from_db()
         stages = ", ".join(
@@ -130,13 +159,21 @@ class Command(BaseCommand):
             line = "  ".join(f"{s}={counts.get(s, 0)}" for s in JobStatus.values)
             self.stdout.write(f"[{timezone.now():%H:%M:%S}] {line}")
             self.stdout.write(self._pipeline_line(run))
-            if not any(counts.get(s) for s in waiting) and run.finished_at:
+            self.stdout.write(self._schedule_line())
+            caught_up = Schedule.objects.get(name=STOCK_CHECK).fires.count() >= 3
+            if (
+                not any(counts.get(s) for s in waiting)
+                and run.finished_at
+                and caught_up
+            ):
                 break
             time.sleep(1)
         self.stdout.write(self.style.SUCCESS("All example jobs finished."))
         if once:
             return
-        self.stdout.write("Worker and admin keep running; press Ctrl-C to stop.")
+        self.stdout.write(
+            "Worker, scheduler and admin keep running; press Ctrl-C to stop."
+        )
         try:
             signal.pause() if hasattr(signal, "pause") else time.sleep(10**9)
         except KeyboardInterrupt:
