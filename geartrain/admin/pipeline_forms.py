@@ -18,8 +18,10 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from geartrain.admin.schedule_forms import TimeZoneInput
 from geartrain.conf import configured_queues
 from geartrain.models import Pipeline, Stage, Step
+from geartrain.models.schedule_rules import default_time_zone
 from geartrain.pipelines import errors, launching
 from geartrain.pipelines import spec as specs
 from geartrain.registry import registry
@@ -106,22 +108,43 @@ class PipelineForm(_PipelineFormBase):
 
     class Meta:
         model = Pipeline
-        fields = ("name", "description", "enabled", "overlap", "defaults")
+        fields = (
+            "name",
+            "description",
+            "enabled",
+            "overlap",
+            "defaults",
+            "cron",
+            "cron_timezone",
+        )
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2, "cols": 60}),
             "defaults": forms.Textarea(attrs={"rows": 3, "cols": 60}),
+            "cron": forms.TextInput(attrs={"size": 30, "autocomplete": "off"}),
+            "cron_timezone": TimeZoneInput(),
         }
         help_texts = {
             "defaults": _(
                 "A JSON object of keyword arguments shared by the steps; runtime "
                 "arguments given at launch override them."
-            )
+            ),
+            "cron_timezone": _(
+                "The IANA zone the cron expression is read in (blank: TIME_ZONE)."
+            ),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "cron_timezone" in self.fields:
+            self.fields["cron_timezone"].required = False
 
     def clean_defaults(self) -> dict[str, Any]:
         return check_json_object(
             self.cleaned_data.get("defaults"), "Default runtime arguments"
         )
+
+    def clean_cron_timezone(self) -> str:
+        return str(self.cleaned_data.get("cron_timezone") or default_time_zone())
 
 
 class StageChoiceField(_StagesBase):

@@ -29,6 +29,7 @@ from django.utils.translation import gettext_lazy
 
 from geartrain.admin import pipeline_forms as pforms
 from geartrain.admin.pages import pipeline_picture, run_badge
+from geartrain.admin.schedule_pages import pipeline_schedule_text
 from geartrain.conf import get_settings
 from geartrain.exceptions import InvalidArguments
 from geartrain.models import Pipeline, PipelineRun, Stage, Step, Trigger
@@ -141,11 +142,15 @@ class PipelineAdmin(_PipelineAdminBase):
         (None, {"fields": ("name", "description", "enabled", "overlap")}),
         (gettext_lazy("Runtime"), {"fields": ("defaults",)}),
         (
+            gettext_lazy("Schedule"),
+            {"fields": ("cron", "cron_timezone", "cron_schedule")},
+        ),
+        (
             gettext_lazy("History"),
             {"fields": ("created_at", "updated_at"), "classes": ("collapse",)},
         ),
     )
-    readonly_fields = ("created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at", "cron_schedule")
     inlines = (StageInline, StepInline)
     change_form_template = "admin/geartrain/pipeline/change_form.html"
 
@@ -358,6 +363,11 @@ class PipelineAdmin(_PipelineAdminBase):
     @admin.display(description=gettext_lazy("stages"), ordering="stages_count")
     def stage_count(self, obj: Pipeline) -> int:
         return int(getattr(obj, "stages_count", 0) or 0)
+
+    @admin.display(description=gettext_lazy("schedule"))
+    def cron_schedule(self, obj: Pipeline) -> SafeString | str:
+        """The schedule kept from the cron field, with its next slot."""
+        return pipeline_schedule_text(obj, self.admin_site.name)
 
     @admin.display(description=gettext_lazy("last run"))
     def last_run(self, obj: Pipeline) -> SafeString | str:

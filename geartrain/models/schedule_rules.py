@@ -129,9 +129,12 @@ def _task_target_problems(s: Schedule) -> list[tuple[str, str]]:
             )
         ]
     problems: list[tuple[str, str]] = []
-    signature = inspect.signature(registry.get(s.task_path).func)
+    task = registry.get(s.task_path)
+    signature = inspect.signature(task.func)
+    # A takes_context task gets its context first; the schedule passes the rest.
+    context = (None,) if getattr(task, "takes_context", False) else ()
     try:
-        signature.bind(*s.args, **s.kwargs)
+        signature.bind(*context, *s.args, **s.kwargs)
     except TypeError as exc:
         problems.append(
             (
@@ -149,7 +152,13 @@ def _task_target_problems(s: Schedule) -> list[tuple[str, str]]:
                 f"Use one of the configured queues: {', '.join(queues)}.",
             )
         )
-    if not -100 <= s.priority <= 100:
+    return problems
+
+
+def _policy_problems(s: Schedule) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    # Every target: the table's check constraint holds for pipeline targets too.
+    if s.priority is not None and not -100 <= s.priority <= 100:
         problems.append(
             (
                 "priority",
@@ -157,27 +166,23 @@ def _task_target_problems(s: Schedule) -> list[tuple[str, str]]:
                 "-100 (last) to 100 (first).",
             )
         )
-    return problems
-
-
-def _policy_problems(s: Schedule) -> list[tuple[str, str]]:
     if s.misfire != CATCH_UP and s.grace_seconds is None:
-        return [
+        problems.append(
             (
                 "grace_seconds",
                 f"The misfire policy {s.misfire!r} needs a grace period: how many "
                 "seconds late a slot may still run. Enter one, or use catch_up.",
             )
-        ]
-    if s.catch_up_limit == 0:
-        return [
+        )
+    elif s.catch_up_limit == 0:
+        problems.append(
             (
                 "catch_up_limit",
                 "A catch-up limit of 0 would drop every missed slot. Enter 1 or more, "
                 "leave it blank for the default, or use the skip policy.",
             )
-        ]
-    return []
+        )
+    return problems
 
 
 def check_dependency(dep: ScheduleDependency) -> None:
