@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import MySQLdb
 import psutil
 import psycopg
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Count
 
 from benchmarks import tasks
 from geartrain import bulk_enqueue
-from geartrain.models import Job, WorkerProcess
+from geartrain.models import (
+    Job,
+    Schedule,
+    ScheduleDependency,
+    ScheduleFire,
+    WorkerProcess,
+)
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
@@ -44,33 +51,56 @@ def ensure_postgres_database(name: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def ensure_mysql_database(name: str) -> None:
+    """Create database ``name`` on the MariaDB/MySQL server when it does not exist."""
+    db: dict[str, Any] = settings.DATABASES["default"]
+    conn = MySQLdb.connect(host=db["HOST"], port=int(db["PORT"]), user=db["USER"])
+    try:
+        conn.cursor().execute(
+            f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4"
+        )
+    finally:
+        conn.close()
+
+
 def prepare() -> None:
-    """Create (PostgreSQL) and migrate the benchmark database, then empty it."""
+    """Create (server databases) and migrate the benchmark database, then empty it."""
+    name = str(settings.DATABASES["default"]["NAME"])
     if vendor() == "postgresql":
-        ensure_postgres_database(str(settings.DATABASES["default"]["NAME"]))
+        ensure_postgres_database(name)
+    elif vendor() == "mysql":
+        ensure_mysql_database(name)
     call_command("migrate", verbosity=0, interactive=False)
     truncate()
 
 
 def truncate() -> None:
-    """Empty the job and worker tables between phases."""
-    jobs, workers = Job._meta.db_table, WorkerProcess._meta.db_table
+    """Empty the job, worker and schedule tables between phases.
+
+    Schedule fires refer to jobs, so they go too (first, for MariaDB's foreign keys).
+    """
+    owners = (ScheduleFire, ScheduleDependency, Schedule, Job, WorkerProcess)
+    tables = [model._meta.db_table for model in owners]
     with connection.cursor() as cursor:
         if vendor() == "postgresql":
-            cursor.execute(f"TRUNCATE {jobs}, {workers} RESTART IDENTITY")
+            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
         else:
-            cursor.execute(f"DELETE FROM {jobs}")
-            cursor.execute(f"DELETE FROM {workers}")
-            cursor.execute(
-                "DELETE FROM sqlite_sequence WHERE name IN (%s, %s)", [jobs, workers]
-            )
+            for table in tables:
+                cursor.execute(f"DELETE FROM {table}")
+        if vendor() == "sqlite":
+            marks = ", ".join(["%s"] * len(tables))
+            sql = f"DELETE FROM sqlite_sequence WHERE name IN ({marks})"
+            cursor.execute(sql, tables)
     connection.close()
 
 
-def analyze() -> None:
-    """Refresh the planner statistics of the job table."""
+def analyze(model: type[models.Model] = Job) -> None:
+    """Refresh the planner statistics of ``model``'s table (default: jobs)."""
+    keyword = "ANALYZE TABLE" if vendor() == "mysql" else "ANALYZE"
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Job._meta.db_table}")
+        cursor.execute(f"{keyword} {model._meta.db_table}")
+        if vendor() == "mysql":
+            cursor.fetchall()  # ANALYZE TABLE returns a result set
 
 
 def fill(count: int) -> None:
@@ -127,6 +157,8 @@ def server_version() -> str:
     with connection.cursor() as cursor:
         if vendor() == "postgresql":
             cursor.execute("SHOW server_version")
+        elif vendor() == "mysql":
+            cursor.execute("SELECT VERSION()")
         else:
             cursor.execute("SELECT sqlite_version()")
         row: Any = cursor.fetchone()

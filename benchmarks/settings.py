@@ -1,8 +1,9 @@
 """Settings of the benchmark: the test settings, on a database of its own.
 
-The database comes from ``GEARTRAIN_BENCH_DB`` (``sqlite`` or ``postgresql``). It is
-never a test database: PostgreSQL uses ``geartrain_bench`` (created by the benchmark
-when missing), SQLite the file ``/tmp/geartrain-bench.sqlite3``. geartrain runs with
+The database comes from ``GEARTRAIN_BENCH_DB`` (``sqlite``, ``postgresql`` or
+``mysql``). It is never a test database: PostgreSQL and MariaDB/MySQL use
+``geartrain_bench`` (created by the benchmark when missing), SQLite the file
+``/tmp/geartrain-bench.sqlite3``. geartrain runs with
 its default settings (batch size 32, poll interval 0.5 s); only the task module is
 added.
 
@@ -36,20 +37,32 @@ from tests.settings import (
 from tests.settings import INSTALLED_APPS as TEST_APPS
 
 BENCH_DB = os.environ.get("GEARTRAIN_BENCH_DB", "sqlite")
-SQLITE_FILE = "/tmp/geartrain-bench.sqlite3"  # noqa: S108
-PG_NAME = "geartrain_bench"
+# GEARTRAIN_BENCH_NAME gives a run a database (or SQLite file) of its own, so that two
+# benchmarks on one machine never empty each other's tables.
+_NAME = os.environ.get("GEARTRAIN_BENCH_NAME", "")
+SQLITE_FILE = f"/tmp/{_NAME or 'geartrain-bench'}.sqlite3"  # noqa: S108
+DB_NAME = _NAME or "geartrain_bench"  # PostgreSQL and MariaDB/MySQL
 
 _db: dict[str, Any]
 if BENCH_DB == "postgresql":
     _db = {
         "ENGINE": "django.db.backends.postgresql",
-        "NAME": PG_NAME,
+        "NAME": DB_NAME,
         "USER": "postgres",
         "HOST": "127.0.0.1",
         "PORT": "5432",
     }
     if os.environ.get("GEARTRAIN_BENCH_SYNC_COMMIT") == "off":
         _db["OPTIONS"] = {"options": "-c synchronous_commit=off"}
+elif BENCH_DB == "mysql":
+    _db = {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": DB_NAME,
+        "USER": "root",
+        "HOST": "127.0.0.1",
+        "PORT": "3306",
+        "OPTIONS": {"charset": "utf8mb4"},
+    }
 elif BENCH_DB == "sqlite":
     _db = {
         "ENGINE": "django.db.backends.sqlite3",
@@ -62,7 +75,8 @@ elif BENCH_DB == "sqlite":
     }
 else:
     raise ValueError(
-        f"GEARTRAIN_BENCH_DB is {BENCH_DB!r}; it must be 'sqlite' or 'postgresql'."
+        f"GEARTRAIN_BENCH_DB is {BENCH_DB!r}; it must be 'sqlite', 'postgresql' "
+        "or 'mysql'."
     )
 _max_age = os.environ.get("GEARTRAIN_BENCH_CONN_MAX_AGE")
 if _max_age:

@@ -4,22 +4,28 @@ The fire row is inserted first, in a savepoint: the unique constraint on
 (schedule, slot) makes a second scheduler's insert fail, and that scheduler then does
 nothing. The job or the pipeline run is created in the same transaction, so a slot is
 either fired with its work or not at all (invariant 2).
+
+:func:`fire_many` writes the same rows for many plain task schedules at once (one
+``INSERT`` of jobs, one of fires, in one savepoint); the unique constraint still
+decides, and any refusal sends the whole batch back to :func:`fire`, one by one.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.conf import settings as django_settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connections, transaction
 
-from geartrain import compat
+from geartrain import compat, jobs
 from geartrain.conf import BACKEND_PATH, get_settings
 from geartrain.exceptions import GeartrainError
 from geartrain.models import (
     FireKind,
     FireStatus,
+    Job,
     Schedule,
     ScheduleFire,
     Trigger,
@@ -81,6 +87,88 @@ def fire(
             update_fields=["status", "reason", "finished_at", "job", "pipeline_run"],
         )
     return row
+
+
+_Planned = tuple[Schedule, datetime, Job, compat.AnyTask]
+
+
+def fire_many(
+    items: Sequence[tuple[Schedule, Sequence[datetime]]], *, now: datetime
+) -> dict[int, list[ScheduleFire]] | None:
+    """Fire cron slots of many schedules in bulk: ``{schedule id: its fires}``.
+
+    The rows are those :func:`fire` would write, slot by slot. Schedules that need
+    the one-by-one path are left out of the result, unwritten: pipeline targets,
+    ``skip_if_running``, unique tasks, and targets that fail a check (so that
+    :func:`fire` records why). None: nothing was written, because a slot had fired
+    already or the database refused the bulk insert (or cannot return its ids).
+    """
+    if not connections[_db()].features.can_return_rows_from_bulk_insert:
+        return None
+    planned: list[_Planned] = []
+    for schedule, slots in items:
+        task = _plain_task(schedule)
+        if task is None:
+            continue
+        try:
+            built = [(schedule, slot, _build(schedule, task), task) for slot in slots]
+        except _REFUSALS:  # fire() records why
+            continue
+        planned.extend(built)
+    return _insert_many(planned, now) if planned else {}
+
+
+_REFUSALS = (GeartrainError, compat.InvalidTask, TypeError, ValueError)
+
+
+def _plain_task(schedule: Schedule) -> compat.AnyTask | None:
+    """The configured task of a schedule :func:`fire_many` can fire, else None."""
+    if schedule.pipeline_id is not None or schedule.skip_if_running:
+        return None
+    try:
+        task = registry.get(schedule.task_path)
+        backend = django_settings.TASKS.get(task.backend, {}).get("BACKEND")
+        if backend != BACKEND_PATH or getattr(task, "unique", False):
+            return None
+        return task.using(queue_name=schedule.queue, priority=schedule.priority)
+    except _REFUSALS:
+        return None
+
+
+def _build(schedule: Schedule, task: compat.AnyTask) -> Job:
+    return jobs.build_job(task, schedule.args, schedule.kwargs, backend=task.backend)
+
+
+def _insert_many(
+    planned: list[_Planned], now: datetime
+) -> dict[int, list[ScheduleFire]] | None:
+    """One savepoint: the jobs, then their fires; None when it was rolled back."""
+    db = _db()
+    try:
+        with transaction.atomic(using=db):
+            Job.objects.using(db).bulk_create([job for _, _, job, _ in planned])
+            rows = ScheduleFire.objects.using(db).bulk_create(
+                ScheduleFire(
+                    schedule=schedule,
+                    slot=slot,
+                    kind=FireKind.CRON,
+                    status=FireStatus.FIRED,
+                    fired_at=now,
+                    job=job,
+                )
+                for schedule, slot, job, _ in planned
+            )
+    except DatabaseError:
+        logger.debug("Bulk fire of %s slots refused; firing one by one", len(planned))
+        return None
+    fired: dict[int, list[ScheduleFire]] = {}
+    for row, (schedule, _, job, task) in zip(rows, planned, strict=True):
+        fired.setdefault(schedule.pk, []).append(row)
+        sender = type(task.get_backend())
+        if compat.task_enqueued.has_listeners(sender):
+            result = jobs.to_task_result(job, task)
+            compat.task_enqueued.send(sender, task_result=result)
+    return fired
 
 
 def record_skip(
