@@ -67,6 +67,10 @@ def _one(dep: ScheduleDependency, since: datetime | None, now: datetime) -> Verd
     latest = finished.order_by("-finished_at", "-id").first()
     if latest is not None and latest.status == FireStatus.SUCCEEDED:
         return Verdict(FIRE)
+    if latest is not None and dep.on_failure == OnFailure.WAIT and _on_itself(dep):
+        # Only a new run of this schedule could succeed, and it is the one waiting:
+        # on itself, "wait" means "wait until the previous run finished", however.
+        return Verdict(FIRE)
     name = dependee.name
     if latest is not None and dep.on_failure == OnFailure.RUN:
         return Verdict(FIRE)
@@ -77,6 +81,10 @@ def _one(dep: ScheduleDependency, since: datetime | None, now: datetime) -> Verd
             f"{latest.finished_at:%Y-%m-%d %H:%M:%S}) and the dependency skips then",
         )
     return _hold(dependee, latest, now)
+
+
+def _on_itself(dep: ScheduleDependency) -> bool:
+    return dep.depender_id == dep.dependee_id
 
 
 def _hold(dependee: Schedule, latest: ScheduleFire | None, now: datetime) -> Verdict:

@@ -45,6 +45,7 @@ def tick(now: datetime | None = None) -> TickReport:
     conf = get_settings()
     report = TickReport()
     outcomes.sync(now)
+    _repair(now)
     while True:
         with transaction.atomic(using=conf.DATABASE):
             batch = _due_batch(now, conf.SCHEDULER_BATCH_SIZE)
@@ -59,6 +60,30 @@ def tick(now: datetime | None = None) -> TickReport:
             break
     report.next_due = next_due()
     return report
+
+
+def _repair(now: datetime) -> None:
+    """Give a next slot to enabled schedules that have none.
+
+    ``Schedule.save()`` computes the next slot; a bulk ``update(enabled=True)`` or a
+    ``bulk_create`` bypasses it and would leave a schedule that never fires. Ended
+    schedules (their end passed) are left alone.
+    """
+    db = get_settings().DATABASE
+    lost = (
+        Schedule.objects.using(db)
+        .filter(enabled=True, due_at__isnull=True)
+        .exclude(end_at__lte=now)
+    )
+    for schedule in lost[:100]:
+        schedule.reschedule(now, from_base=schedule.last_slot is None)
+        if schedule.due_at is not None:
+            logger.info(
+                "Schedule %s had no next slot; now %s", schedule, schedule.due_at
+            )
+            Schedule.objects.using(db).filter(pk=schedule.pk).update(
+                next_slot=schedule.next_slot, due_at=schedule.due_at
+            )
 
 
 def next_due() -> datetime | None:

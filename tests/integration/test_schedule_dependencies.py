@@ -446,3 +446,27 @@ def test_run_now_counts_as_the_dependers_last_start():
     # A's success at 08:06 is older than B's manual start: B's next slot waits again.
     ticker.tick(max(at(10), fire.fired_at) + SECOND)
     assert fired(b) == [None]
+
+
+def test_a_failed_run_releases_a_future_self_dependency_under_wait():
+    base = in_the_future()
+    a = make("A", base)
+    depends(a, a, future=True)  # ignored for A's first start
+    ticker.tick(at(5, base))
+    ticker.tick(at(10, base))
+    assert fired(a) == [at(5, base)]  # held: the first run is unfinished
+    finish(a, JobStatus.FAILED, at(11, base))
+
+    ticker.tick(at(11.5, base))
+
+    assert fired(a) == [at(5, base), at(10, base)]
+
+
+def test_the_tick_gives_a_bulk_enabled_schedule_its_next_slot():
+    a = make("A", enabled=False)
+    assert state(a)[1] is None
+    Schedule.objects.filter(pk=a.pk).update(enabled=True)  # bypasses save()
+
+    ticker.tick(at(5))  # from cron_base, as it never fired
+
+    assert fired(a) == [at(5)]
