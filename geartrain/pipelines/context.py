@@ -17,8 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from geartrain.conf import get_settings
-from geartrain.models import Job, StepRun
-from geartrain.pipelines import engine
+from geartrain.models import Job, RunStatus, StepRun
 
 
 def upstream_results(context: Any) -> dict[str, dict[str, Any]]:
@@ -38,4 +37,19 @@ def upstream_results(context: Any) -> dict[str, dict[str, Any]]:
             f"results. Call upstream_results() only from pipeline steps."
         )
     step = StepRun.objects.using(db).select_related("stage_run").get(pk=step_run_id)
-    return engine.results_of(step.run_id, before_stage=step.stage_run.stage_name)
+    return results_of(step.run_id, before_stage=step.stage_run.stage_name)
+
+
+def results_of(run_id: int, before_stage: str | None = None) -> dict[str, Any]:
+    """Return values of succeeded steps of ``run_id``: ``{stage: {step: value}}``."""
+    rows = StepRun.objects.using(get_settings().DATABASE).filter(
+        run_id=run_id, status=RunStatus.SUCCEEDED
+    )
+    if before_stage is not None:
+        rows = rows.exclude(stage_run__stage_name=before_stage)
+    found: dict[str, Any] = {}
+    for stage_name, step_name, value in rows.values_list(
+        "stage_run__stage_name", "step_name", "return_value"
+    ):
+        found.setdefault(stage_name, {})[step_name] = value
+    return found

@@ -1,10 +1,20 @@
 """Advancing pipeline runs. Every function here runs inside the caller's transaction.
 
-Locking rule: whoever advances a run first locks the run's row (``SELECT … FOR
-UPDATE``; SQLite's single writer serialises instead). All finishers of a run therefore
-take turns, so a stage is completed once and each dependent stage's
-``prerequisites_left`` counter reaches zero exactly once, however many steps finish at
-the same instant. The (run, stage) unique constraint backs this up in the schema.
+Locking rules (SQLite's single writer serialises everything instead):
+
+* A step's outcome only changes its step run (guarded by the status it leaves) and
+  subtracts from its stage run's ``steps_left`` with an atomic ``steps_left -
+  n``, which locks that stage run's row. The transaction that sees the counter reach
+  zero is the one stage finisher.
+* Whoever changes a stage's status, a run's status or ``has_failures``, or starts a
+  stage, holds the run's row lock (``SELECT … FOR UPDATE``): stage completions of a
+  run take turns, so each dependent stage's ``prerequisites_left`` reaches zero once
+  and the run is finished once. The (run, stage) unique constraint backs this up.
+* Lock order: a worker's batch of outcomes takes stage rows (in id order), then the
+  run's row with ``NOWAIT``: if another transaction holds it (``cancel``, a sibling
+  stage's finisher), the batch rolls back and is written again with its runs locked
+  first (:class:`RunBusy`). Everyone else locks the run first. So no transaction ever
+  waits for a run's row while holding a stage row another one wants.
 """
 
 from __future__ import annotations
@@ -12,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from geartrain import jobs as job_rows
@@ -20,34 +30,49 @@ from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus, PipelineRun, RunStatus, StageRun, StepRun
 from geartrain.models.job import WAITING
 from geartrain.models.run import RUN_FINAL
-from geartrain.pipelines import weights
+from geartrain.pipelines import bulk, weights
+from geartrain.pipelines.bulk import FinishedStep, StepOutcome, outcome_of
 from geartrain.registry import registry
 
 logger = logging.getLogger(__name__)
-
-JOB_TO_STEP = {
-    JobStatus.SUCCEEDED: RunStatus.SUCCEEDED,
-    JobStatus.FAILED: RunStatus.FAILED,
-    JobStatus.CANCELLED: RunStatus.CANCELLED,
-}
 
 
 def _db() -> str:
     return get_settings().DATABASE
 
 
-def lock_run(run_id: int) -> PipelineRun:
+class RunBusy(Exception):
+    """A run's row is locked by another transaction: write again, runs locked first."""
+
+
+def _runs() -> Any:
+    # The snapshot and arguments are never needed here, and the snapshot of a large
+    # pipeline is big enough to matter.
+    return PipelineRun.objects.using(_db()).defer("snapshot", "arguments")
+
+
+def lock_run(run_id: int, *, nowait: bool = False) -> PipelineRun:
     """The run's row, locked until the transaction ends.
 
-    The snapshot and arguments are not loaded: the engine never needs them, and the
-    snapshot of a large pipeline is big enough to matter on every step.
+    With ``nowait``, raises :class:`RunBusy` instead of waiting for another holder.
     """
-    return (
-        PipelineRun.objects.using(_db())
-        .select_for_update()
-        .defer("snapshot", "arguments")
-        .get(pk=run_id)
+    if not nowait:
+        return _runs().select_for_update().get(pk=run_id)  # type: ignore[no-any-return]
+    try:
+        return _runs().select_for_update(nowait=True).get(pk=run_id)  # type: ignore[no-any-return]
+    except DatabaseError as error:
+        raise RunBusy(f"run {run_id} is locked by another transaction") from error
+
+
+def lock_runs_of(step_run_ids: list[int]) -> dict[int, PipelineRun]:
+    """Lock the runs of these step runs, in id order."""
+    run_ids = set(
+        StepRun.objects.using(_db())
+        .filter(pk__in=step_run_ids)
+        .values_list("run_id", flat=True)
     )
+    locked = _runs().select_for_update().filter(pk__in=run_ids).order_by("pk")
+    return {run.pk: run for run in locked}
 
 
 def start(run: PipelineRun) -> None:
@@ -65,18 +90,26 @@ def start(run: PipelineRun) -> None:
 def start_stage(run: PipelineRun, stage_run: StageRun) -> None:
     """Enqueue a stage's pending steps, heaviest first; an empty stage completes now."""
     now = timezone.now()
-    steps = list(
-        stage_run.step_runs.filter(status=RunStatus.PENDING).order_by(
-            "-weight", "step_name"
-        )
-    )
+    count = bulk.start_stage_jobs(stage_run.pk, now)
     stage_run.status = RunStatus.RUNNING
     stage_run.started_at = now
-    stage_run.steps_left = len(steps)
-    stage_run.save(update_fields=["status", "started_at", "steps_left"])
-    if steps:
-        _enqueue_steps(run, steps)
-    else:
+    if count is None:
+        steps = list(
+            stage_run.step_runs.filter(status=RunStatus.PENDING).order_by(
+                "-weight", "step_name"
+            )
+        )
+        if steps:
+            _enqueue_steps(run, steps)
+        count = len(steps)
+        # The one absolute write of the counter: the stage was pending, so no
+        # finisher can be counting it down.
+        stage_run.steps_left = count
+        stage_run.prerequisites_left = 0
+        fields = ["status", "started_at", "steps_left", "prerequisites_left"]
+        stage_run.save(update_fields=fields)
+    stage_run.steps_left = count
+    if not count:
         complete_stage(run, stage_run)
 
 
@@ -93,6 +126,17 @@ def _enqueue_steps(run: PipelineRun, steps: list[StepRun]) -> None:
         new_jobs.append(job)
     # Heaviest first: ids (and so the claim order) follow the list order.
     Job.objects.using(_db()).bulk_create(new_jobs)
+
+
+def steps_started(jobs: list[Job]) -> set[int]:
+    """Mark the step runs of a claimed batch running at once; return their ids.
+
+    Only pending steps without overlap rules are marked: a job whose step run is not
+    in the result goes through :func:`step_started` before it runs.
+    """
+    return bulk.start_steps(
+        [j.step_run_id for j in jobs if j.step_run_id is not None], timezone.now()
+    )
 
 
 def step_started(job: Job) -> bool:
@@ -153,70 +197,92 @@ def _skip_overlapping(step: StepRun) -> bool:
     """Record ``step`` as skipped (its twin is running) and advance its stage."""
     with transaction.atomic(using=_db()):
         run = lock_run(step.run_id)
-        fresh = StepRun.objects.using(_db()).get(pk=step.pk)
-        if fresh.status != RunStatus.PENDING:
+        skipped = (
+            StepRun.objects.using(_db())
+            .filter(pk=step.pk, status=RunStatus.PENDING)
+            .update(status=RunStatus.SKIPPED, finished_at=timezone.now())
+        )
+        if not skipped:
             return False
-        fresh.status = RunStatus.SKIPPED
-        fresh.finished_at = timezone.now()
-        fresh.save(update_fields=["status", "finished_at"])
         logger.info(
             "Step %s of run %s skipped: it is still running in another run",
-            fresh.step_name,
+            step.step_name,
             run.pk,
             extra={"action": "step_skipped", "reason": "overlap"},
         )
-        stage_run = StageRun.objects.using(_db()).get(pk=fresh.stage_run_id)
-        _count_finished_step(run, stage_run, fresh)
+        stage_run = bulk.count_down(step.stage_run_id, 1)
+        if stage_run.steps_left <= 0:
+            complete_stage(run, stage_run)
     return True
 
 
 def step_finished(job: Job) -> None:
     """Record the final outcome of a step's job and advance the run."""
-    if job.step_run_id is None:
-        return
-    steps = StepRun.objects.using(_db())
-    run = lock_run(steps.values_list("run_id", flat=True).get(pk=job.step_run_id))
-    step = steps.only("status", "stage_run_id", "critical", "started_at").get(
-        pk=job.step_run_id
-    )
-    if step.status in RUN_FINAL:
-        return
-    changes = {
-        "status": JOB_TO_STEP.get(JobStatus(job.status), RunStatus.FAILED),
-        "finished_at": job.finished_at or timezone.now(),
-        "return_value": job.return_value if job.status == JobStatus.SUCCEEDED else None,
-        "attempts": job.attempts,
-    }
-    changes["started_at"] = step.started_at or job.started_at or changes["finished_at"]
-    steps.filter(pk=step.pk).update(**changes)
-    for name, value in changes.items():
-        setattr(step, name, value)
-    stage_run = StageRun.objects.using(_db()).get(pk=step.stage_run_id)
-    _count_finished_step(run, stage_run, step)
+    if job.step_run_id is not None:
+        steps_finished([outcome_of(job)])
 
 
-def _count_finished_step(run: PipelineRun, stage_run: StageRun, step: StepRun) -> None:
-    stage_run.steps_left = max(0, stage_run.steps_left - 1)
-    update = ["steps_left"]
-    if step.status == RunStatus.FAILED:
-        stage_run.has_failures = True
+def steps_finished(outcomes: list[StepOutcome], *, runs_first: bool = True) -> None:
+    """Record final outcomes of steps and advance their stages and runs.
+
+    ``runs_first=False`` (a worker's batch in a transaction of its own) locks a run
+    only where a stage ends or a step failed, with ``NOWAIT``; it raises
+    :class:`RunBusy` when that run is locked, and the caller writes everything again
+    with ``runs_first=True``.
+    """
+    if not outcomes:
+        return
+    locked: dict[int, PipelineRun] = {}
+    if runs_first:
+        locked = lock_runs_of([o.step_run_id for o in outcomes])
+    by_stage: dict[int, list[FinishedStep]] = {}
+    finished, counted = bulk.finish_steps(outcomes)
+    for row in finished:
+        by_stage.setdefault(row.stage_run_id, []).append(row)
+    for stage_run_id in sorted(by_stage):
+        rows = by_stage[stage_run_id]
+        failed = [row for row in rows if row.status == RunStatus.FAILED]
+        if failed:
+            run = _held(locked, rows[0].run_id)
+            critical = any(row.critical for row in failed)
+            _count_failures(run, stage_run_id, len(rows), critical=critical)
+        else:
+            if counted is not None and counted.pk == stage_run_id:
+                stage_run = counted  # the same statement counted it down
+            else:
+                stage_run = bulk.count_down(stage_run_id, len(rows))
+            if stage_run.steps_left <= 0:
+                complete_stage(_held(locked, stage_run.run_id), stage_run)
+
+
+def _held(locked: dict[int, PipelineRun], run_id: int) -> PipelineRun:
+    if run_id not in locked:
+        locked[run_id] = lock_run(run_id, nowait=True)
+    return locked[run_id]
+
+
+def _count_failures(
+    run: PipelineRun, stage_run_id: int, finished: int, *, critical: bool
+) -> None:
+    """Count finished steps of a stage some of which failed (the run is locked)."""
+    if not run.has_failures:
         run.has_failures = True
         run.save(update_fields=["has_failures"])
-        update.append("has_failures")
-        if step.critical:
-            stage_run.status = RunStatus.FAILED
-            update.append("status")
-            stage_run.steps_left -= skip_waiting_steps(stage_run, RunStatus.SKIPPED)
-    stage_run.save(update_fields=update)
+    fields: dict[str, Any] = {"has_failures": True}
+    skipped = 0
+    if critical:
+        fields["status"] = RunStatus.FAILED
+        skipped = skip_waiting_steps(stage_run_id, RunStatus.SKIPPED)
+    stage_run = bulk.count_down(stage_run_id, finished + skipped, **fields)
     if stage_run.steps_left <= 0:
         complete_stage(run, stage_run)
 
 
-def skip_waiting_steps(stage_run: StageRun, status: str) -> int:
+def skip_waiting_steps(stage_run_id: int, status: str) -> int:
     """Cancel the not-yet-started jobs of a stage; their step runs get ``status``."""
     now = timezone.now()
     waiting = StepRun.objects.using(_db()).filter(
-        stage_run=stage_run, status=RunStatus.PENDING
+        stage_run_id=stage_run_id, status=RunStatus.PENDING
     )
     ids = list(waiting.values_list("pk", flat=True))
     if not ids:
@@ -224,9 +290,11 @@ def skip_waiting_steps(stage_run: StageRun, status: str) -> int:
     Job.objects.using(_db()).filter(step_run_id__in=ids, status__in=WAITING).update(
         status=JobStatus.CANCELLED, finished_at=now, unique_key=None
     )
+    # Guarded: a worker may have started (or finished) one of them meanwhile, and
+    # the caller subtracts only the steps changed here.
     return (
         StepRun.objects.using(_db())
-        .filter(pk__in=ids)
+        .filter(pk__in=ids, status=RunStatus.PENDING)
         .update(status=status, finished_at=now)
     )
 
@@ -239,29 +307,36 @@ def complete_stage(run: PipelineRun, stage_run: StageRun) -> None:
     elif not failed:
         stage_run.status = RunStatus.SUCCEEDED
     stage_run.finished_at = timezone.now()
-    stage_run.steps_left = 0
-    stage_run.save(update_fields=["status", "finished_at", "steps_left"])
-    if stage_run.status == RunStatus.SUCCEEDED:
-        _release_dependents(run, stage_run)
+    stage_run.save(update_fields=["status", "finished_at"])
+    if stage_run.status == RunStatus.SUCCEEDED and _release_dependents(run, stage_run):
+        return  # a dependent started, so the run goes on
     maybe_finish(run)
 
 
-def _release_dependents(run: PipelineRun, stage_run: StageRun) -> None:
+def _release_dependents(run: PipelineRun, stage_run: StageRun) -> bool:
+    """Count ``stage_run`` done for its dependents; whether one of them now runs."""
     dependents = [
         sr
         for sr in run.stage_runs.filter(status=RunStatus.PENDING).order_by("id")
         if stage_run.stage_name in sr.depends_on
     ]
+    running = False
     for dependent in dependents:
         dependent.prerequisites_left -= 1
-        dependent.save(update_fields=["prerequisites_left"])
         if dependent.prerequisites_left == 0 and not _stopping(run):
-            start_stage(run, dependent)
+            start_stage(run, dependent)  # writes the counter's zero with the start
+            running = running or dependent.status == RunStatus.RUNNING
+        else:
+            dependent.save(update_fields=["prerequisites_left"])
+    return running
 
 
 def _stopping(run: PipelineRun) -> bool:
     if run.cancel_requested:
         return True
+    # A stage fails only through a failed step, which marks the run first.
+    if not run.has_failures:
+        return False
     return run.stage_runs.filter(status=RunStatus.FAILED).exists()
 
 
@@ -312,26 +387,10 @@ def cancel(run_id: int) -> PipelineRun:
             return run
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])
-        for stage_run in run.stage_runs.filter(status=RunStatus.RUNNING):
-            stage_run.steps_left -= skip_waiting_steps(stage_run, RunStatus.CANCELLED)
-            stage_run.save(update_fields=["steps_left"])
-            if stage_run.steps_left <= 0:
+        for stage_run in run.stage_runs.filter(status=RunStatus.RUNNING).order_by("id"):
+            skipped = skip_waiting_steps(stage_run.pk, RunStatus.CANCELLED)
+            if skipped and bulk.count_down(stage_run.pk, skipped).steps_left <= 0:
                 complete_stage(run, stage_run)
         maybe_finish(run)
     logger.info("Pipeline run %s cancel requested", run_id, extra={"action": "cancel"})
     return run
-
-
-def results_of(run_id: int, before_stage: str | None = None) -> dict[str, Any]:
-    """Return values of succeeded steps of ``run_id``: ``{stage: {step: value}}``."""
-    rows = StepRun.objects.using(_db()).filter(
-        run_id=run_id, status=RunStatus.SUCCEEDED
-    )
-    if before_stage is not None:
-        rows = rows.exclude(stage_run__stage_name=before_stage)
-    found: dict[str, Any] = {}
-    for stage_name, step_name, value in rows.values_list(
-        "stage_run__stage_name", "step_name", "return_value"
-    ):
-        found.setdefault(stage_name, {})[step_name] = value
-    return found

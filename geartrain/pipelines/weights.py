@@ -2,7 +2,7 @@
 
 Runs after a pipeline run finishes, in a savepoint: a failure here is logged and never
 keeps the run from its final status (invariant 5). Steps with no finished history keep
-their weight.
+their weight, and so do steps whose mean moved by 1 ms or 5 % or less.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from geartrain.models import PipelineRun, Step, StepRun
 logger = logging.getLogger(__name__)
 
 PLACES = Decimal("0.00001")
+MIN_CHANGE = Decimal("0.001")  # seconds
+MIN_SHARE = Decimal("0.05")
 
 
 def recompute(run: PipelineRun) -> int:
@@ -46,11 +48,21 @@ def _recompute(pipeline_id: int, sample: int) -> int:
         if not seconds:
             continue
         weight = (Decimal(sum(seconds)) / len(seconds)).quantize(PLACES)
-        if weight != step.weight:
+        if _moved(step.weight, weight):
             step.weight = weight
             changed.append(step)
     Step.objects.using(db).bulk_update(changed, ["weight"])
     return len(changed)
+
+
+def _moved(old: Decimal | float, new: Decimal) -> bool:
+    """Whether a weight moved enough to be rewritten (it only orders a stage's steps).
+
+    Durations jitter on every run: rewriting every step's weight after each run would
+    cost a pipeline of short steps more than its steps, for no change in their order.
+    """
+    old = Decimal(old)
+    return abs(new - old) > max(MIN_CHANGE, old * MIN_SHARE)
 
 
 def _recent_durations(

@@ -18,7 +18,7 @@ from django.db import connections, transaction
 from django.db.models import Case, F, JSONField, Min, Value, When
 from django.utils import timezone
 
-from geartrain.models import Job, JobStatus
+from geartrain.models import Job, JobStatus, RunStatus, StepRun
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,6 +174,36 @@ class ClaimStrategy:
             count = cursor.rowcount
         return int(count) if count is not None and count >= 0 else len(acks)
 
+    def write_successes(self, owner: str, acks: Sequence[SuccessAck]) -> list[int]:
+        """Record successes in the caller's transaction; return the ids written.
+
+        The same write as :meth:`ack_successes`, for callers that must know which
+        jobs were still leased by ``owner`` (pipeline steps advance only those).
+        """
+        ops = self.connection.ops
+        sql = (
+            f"UPDATE {self.table} SET status = 'succeeded', finished_at = %s, "
+            "return_value = %s, attempt_log = %s, lease_owner = NULL, "
+            "lease_expires_at = NULL "
+            "WHERE id = %s AND lease_owner = %s AND status = 'running'"
+        )
+        written = []
+        with self.connection.cursor() as cursor:
+            for a in acks:
+                cursor.execute(
+                    sql,
+                    [
+                        ops.adapt_datetimefield_value(a.finished_at),
+                        self._json("return_value", a.return_value),
+                        self._json("attempt_log", a.attempt_log),
+                        a.job_id,
+                        owner,
+                    ],
+                )
+                if cursor.rowcount == 1:
+                    written.append(a.job_id)
+        return written
+
     def finish(self, job_id: int, owner: str | None, **fields: Any) -> bool:
         """Write ``fields`` to a running job still leased by ``owner``."""
         qs = Job.objects.using(self.alias).filter(pk=job_id, status=JobStatus.RUNNING)
@@ -192,26 +222,59 @@ class ClaimStrategy:
             if not job_ids:
                 return 0
             qs = qs.filter(pk__in=list(job_ids))
-        # MySQL evaluates SET assignments left to right with the new values, so
-        # started_at (which reads attempts) must come before attempts changes.
-        return qs.update(
-            started_at=Case(
-                When(attempts=1, then=Value(None)), default=F("started_at")
-            ),
-            status=JobStatus.READY,
-            lease_owner=None,
-            lease_expires_at=None,
-            attempts=F("attempts") - 1,
+        with transaction.atomic(using=self.alias):
+            self._unstart_steps(qs)
+            # MySQL evaluates SET assignments left to right with the new values, so
+            # started_at (which reads attempts) must come before attempts changes.
+            return self._release(qs)
+
+    def _unstart_steps(self, jobs: Any) -> int:
+        """Put back to pending the step runs that a claimed batch marked running.
+
+        A worker marks the step runs of its whole batch running right after the claim
+        (``engine.steps_started``); a first attempt given back never started.
+        """
+        first = jobs.filter(attempts=1, step_run__isnull=False)
+        return (
+            StepRun.objects.using(self.alias)
+            .filter(pk__in=first.values("step_run_id"), status=RunStatus.RUNNING)
+            .update(status=RunStatus.PENDING, started_at=None)
+        )
+
+    def _release(self, qs: Any) -> int:
+        return int(
+            qs.update(
+                started_at=Case(
+                    When(attempts=1, then=Value(None)), default=F("started_at")
+                ),
+                status=JobStatus.READY,
+                lease_owner=None,
+                lease_expires_at=None,
+                attempts=F("attempts") - 1,
+            )
         )
 
     def renew(self, owner_prefix: str, lease_seconds: float) -> int:
-        """Extend the leases of every running job whose owner starts with the prefix."""
+        """Extend the leases of every running job whose owner starts with the prefix.
+
+        Rows locked right now are skipped (``SKIP LOCKED``): a child is writing their
+        outcomes (and clearing their lease) in a transaction that locks several of
+        them, and one multi-row ``UPDATE`` taking the same rows in another order
+        would deadlock with it. A lease lasts many heartbeats, so the next one
+        renews what this one skipped.
+        """
         expires = timezone.now() + timedelta(seconds=lease_seconds)
-        return (
-            Job.objects.using(self.alias)
-            .filter(status=JobStatus.RUNNING, lease_owner__startswith=owner_prefix)
-            .update(lease_expires_at=expires)
-        )
+        jobs = Job.objects.using(self.alias)
+        with transaction.atomic(using=self.alias):
+            ids = list(
+                jobs.select_for_update(skip_locked=True)
+                .filter(status=JobStatus.RUNNING, lease_owner__startswith=owner_prefix)
+                .order_by("pk")
+                .values_list("pk", flat=True)
+            )
+            if not ids:
+                return 0
+            return jobs.filter(pk__in=ids).update(lease_expires_at=expires)
 
     def promote_due(self) -> int:
         """Turn scheduled jobs whose time has come into ready jobs."""

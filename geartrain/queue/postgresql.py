@@ -25,6 +25,7 @@ from geartrain.queue.base import BulkFixed, ClaimStrategy, SuccessAck
 logger = logging.getLogger(__name__)
 
 CHANNEL = "geartrain_job"
+CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK)
 
 
 class PostgreSQLStrategy(ClaimStrategy):
@@ -92,6 +93,20 @@ class PostgreSQLStrategy(ClaimStrategy):
         """Record many successes with one statement over arrays (one plan, one trip)."""
         if not acks:
             return 0
+        with self.connection.cursor() as cursor:
+            cursor.execute(*self._ack_sql(owner, acks))
+            return int(cursor.rowcount)
+
+    def write_successes(self, owner: str, acks: Sequence[SuccessAck]) -> list[int]:
+        """:meth:`ack_successes`, returning the ids written."""
+        if not acks:
+            return []
+        sql, params = self._ack_sql(owner, acks)
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"{sql} RETURNING j.id", params)
+            return [int(row[0]) for row in cursor.fetchall()]
+
+    def _ack_sql(self, owner: str, acks: Sequence[SuccessAck]) -> tuple[str, list[Any]]:
         ops = self.connection.ops
         sql = (
             f"UPDATE {self.table} AS j SET status = 'succeeded', finished_at = v.f, "
@@ -108,9 +123,7 @@ class PostgreSQLStrategy(ClaimStrategy):
             [serialization.dumps(a.attempt_log) for a in acks],
             owner,
         ]
-        with self.connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            return int(cursor.rowcount)
+        return sql, params
 
     def _listen(self) -> Any:
         if self._listener is None:
@@ -129,7 +142,9 @@ class PostgreSQLStrategy(ClaimStrategy):
 
         Waits on the socket with ``select`` rather than ``Connection.notifies()``,
         so that a connection the server dropped (a restart) shows up as readable at
-        once and fails the follow-up query, instead of blocking.
+        once and fails the follow-up read, instead of blocking. The notifications
+        are read from the socket without a query: a wake-up costs no round trip
+        (it is on the path from one pipeline stage to the next).
         """
         if timeout <= 0:
             return
@@ -137,12 +152,26 @@ class PostgreSQLStrategy(ClaimStrategy):
             raw = self._listen()
             readable, _, _ = select.select([raw.pgconn.socket], [], [], timeout)
             if readable:
-                # Reads the pending notifications; raises if the server went away.
-                raw.execute("SELECT 1")
+                self._drain(raw)
         except Exception:
             logger.warning("LISTEN connection failed; polling until it is back")
             self.close()
             super().wait_for_work(min(timeout, 1.0))
+
+    @staticmethod
+    def _drain(raw: Any) -> None:
+        """Read the notifications that woke us, without a round trip.
+
+        Anything else on the socket (an error, the server closing the connection)
+        gets a query, which raises if the connection is gone.
+        """
+        pgconn = raw.pgconn
+        pgconn.consume_input()
+        notified = False
+        while pgconn.notifies() is not None:
+            notified = True
+        if not notified or pgconn.status != CONNECTION_OK:
+            raw.execute("SELECT 1")
 
     def close(self) -> None:
         if self._listener is not None:

@@ -73,6 +73,7 @@ class Child:
         self.finishes: list[tuple[Job, dict[str, Any]]] = []
         self.step_errors: list[tuple[int, BaseException, dict[str, str]]] = []
         self.signals: list[tuple[Job, dict[str, Any]]] = []
+        self.started_steps: set[int] = set()
         self.needs_recovery = False
         self.next_promote = 0.0
         self.strategy = get_strategy(conf.DATABASE)
@@ -169,6 +170,9 @@ class Child:
         started = time.monotonic()
         ran = 0
         self.prefetch.load([j.pk for j in batch])
+        # The batch's step runs are marked running in one statement; a job whose step
+        # run is not in the set is checked on its own as it starts.
+        self.started_steps = engine.steps_started(batch)
         for index, job in enumerate(batch):
             late = index > 0 and time.monotonic() - started > SLOW_BATCH
             if self.stopping or late or self._recycle_due():
@@ -183,6 +187,7 @@ class Child:
         left = self.prefetch.take_all()
         if left:
             self.strategy.release(self.owner, left)
+        self.started_steps = set()
         self._flush()
         self._adapt(ran, time.monotonic() - started)
 
@@ -203,7 +208,11 @@ class Child:
             result = jobs.to_task_result(job, task)
         except UnknownTask:
             limit, result = None, None
-        if job.step_run_id is not None and not engine.step_started(job):
+        if (
+            job.step_run_id is not None
+            and job.step_run_id not in self.started_steps
+            and not engine.step_started(job)
+        ):
             # The step was skipped or cancelled after this job was claimed.
             now = timezone.now()
             fields = {"status": JobStatus.CANCELLED, "finished_at": now}

@@ -126,6 +126,35 @@ def test_renew_extends_only_the_workers_own_leases():
     assert Job.objects.get(pk=theirs[0].pk).lease_expires_at == before
 
 
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has one writer")
+def test_renew_skips_a_job_whose_outcome_is_being_written():
+    bulk_enqueue(tasks.noop, [((), {})] * 2)
+    busy, free = claim(2, owner="host-1-aaa/10")
+    before = Job.objects.get(pk=busy.pk).lease_expires_at
+    locked, release = threading.Event(), threading.Event()
+
+    def write_outcome() -> None:
+        with transaction.atomic():
+            Job.objects.select_for_update().get(pk=busy.pk)
+            locked.set()
+            release.wait(10)
+        connections.close_all()
+
+    holder = threading.Thread(target=write_outcome)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        # No wait for the locked row (waiting could deadlock with the outcome's
+        # transaction); the next heartbeat renews it.
+        assert get_strategy("default").renew("host-1-aaa/", 300) == 1
+    finally:
+        release.set()
+        holder.join(10)
+    assert Job.objects.get(pk=busy.pk).lease_expires_at == before
+    assert Job.objects.get(pk=free.pk).lease_expires_at > before
+    assert get_strategy("default").renew("host-1-aaa/", 300) == 2
+
+
 def test_promote_due_turns_scheduled_jobs_ready():
     from datetime import timedelta
 
@@ -138,3 +167,23 @@ def test_promote_due_turns_scheduled_jobs_ready():
     assert strategy.promote_due() == 1
     assert Job.objects.get(pk=soon.id).status == JobStatus.READY
     assert strategy.next_due() is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY")
+def test_a_notify_wakes_a_waiting_worker_and_a_dropped_listener_is_replaced():
+    strategy = get_strategy("default")
+    try:
+        strategy.wait_for_work(0.01)  # connects and listens
+        listener = strategy._listener
+        tasks.noop.enqueue()  # NOTIFY on commit: already pending, so no wait
+        strategy.wait_for_work(30)
+        assert strategy._listener is listener  # read without failing
+        with connection.cursor() as cursor:
+            pid = listener.connection.info.backend_pid
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        strategy.wait_for_work(30)  # the socket turns readable: noticed, not waited
+        assert strategy._listener is None
+        strategy.wait_for_work(0.01)
+        assert strategy._listener is not None
+    finally:
+        strategy.close()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus, RunStatus, Step
-from geartrain.pipelines import engine, launching
+from geartrain.pipelines import bulk, engine, hooks, launching
 from geartrain.pipelines.spec import InvalidPipeline
 from geartrain.queue import get_strategy
 from geartrain.worker.child import Child
@@ -155,3 +158,115 @@ def test_weights_stay_when_auto_weight_is_off(child, tmp_path, monkeypatch, sett
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
     assert float(Step.objects.get(name="a").weight) == 4.0
+
+
+def test_a_batch_marks_its_steps_running_and_advances_its_stage_once(
+    child, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GEARTRAIN_MARKS", str(tmp_path))
+    make_pipeline(
+        "batch",
+        {
+            "s": {"steps": {"a": {}, "b": {}, "c": {}}},
+            "t": {"after": ["s"], "steps": {"z": {}}},
+        },
+    )
+    run = launching.launch("batch")
+    claimed = get_strategy("default").claim(["default"], 3, child.owner, 30)
+    assert engine.steps_started(claimed) == {j.step_run_id for j in claimed}
+    assert set(
+        run.step_runs.filter(stage_run__stage_name="s").values_list("status", flat=True)
+    ) == {RunStatus.RUNNING}
+    child._run_batch(claimed)
+
+    stage = run.stage_runs.get(stage_name="s")
+    assert (stage.status, stage.steps_left) == (RunStatus.SUCCEEDED, 0)
+    for step in stage.step_runs.all():
+        assert step.status == RunStatus.SUCCEEDED
+        assert step.started_at is not None
+        assert step.return_value == step.step_name
+    nxt = run.stage_runs.get(stage_name="t")
+    assert (nxt.status, nxt.steps_left) == (RunStatus.RUNNING, 1)
+    job = Job.objects.get(step_run__stage_run=nxt)
+    assert (job.status, job.kwargs, job.args) == (JobStatus.READY, {"key": "z"}, [])
+    assert (job.attempt_log, job.backend, job.attempts) == ([], "default", 0)
+
+
+def test_jobs_given_back_put_their_started_steps_back_to_pending(child):
+    make_pipeline("back", {"s": {"steps": {"a": {}, "b": {}}}})
+    run = launching.launch("back")
+    strategy = get_strategy("default")
+    claimed = strategy.claim(["default"], 2, child.owner, 30)
+    engine.steps_started(claimed)
+    assert strategy.release(child.owner, [j.pk for j in claimed]) == 2
+
+    for step in run.step_runs.all():
+        assert (step.status, step.started_at) == (RunStatus.PENDING, None)
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.READY}
+    # Cancelling now cancels them: they never started.
+    engine.cancel(run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert set(Job.objects.values_list("status", flat=True)) == {JobStatus.CANCELLED}
+
+
+def test_a_unique_task_step_gets_its_job_through_the_orm():
+    make_pipeline(
+        "uniq",
+        {"s": {"steps": {"r": {"task": "unique_report", "kwargs": {"day": "mon"}}}}},
+    )
+    run = launching.launch("uniq")
+    job = Job.objects.get(step_run__run=run)
+    assert job.unique_key is not None
+    assert job.kwargs == {"day": "mon"}
+    assert run.stage_runs.get().steps_left == 1
+
+
+@pytest.mark.skipif(
+    connection.vendor == "sqlite", reason="SQLite has no row locks to be busy"
+)
+def test_a_batch_whose_run_is_locked_is_written_again_with_the_run_locked_first(
+    child, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("GEARTRAIN_MARKS", str(tmp_path))
+    make_pipeline(
+        "busy",
+        {"s": {"steps": {"a": {}}}, "t": {"after": ["s"], "steps": {"z": {}}}},
+    )
+    run = launching.launch("busy")
+    [job] = get_strategy("default").claim(["default"], 1, child.owner, 30)
+    job.status, job.finished_at = JobStatus.SUCCEEDED, timezone.now()
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_run() -> None:
+        try:
+            with transaction.atomic():
+                engine.lock_run(run.pk)
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_run)
+    holder.start()
+    assert locked.wait(30)
+    try:
+        # Completing the stage needs the run: NOWAIT gives up, and everything rolls
+        # back, the step's outcome included.
+        with pytest.raises(engine.RunBusy), transaction.atomic():
+            engine.steps_finished([bulk.outcome_of(job)], runs_first=False)
+        assert run.step_runs.get(step_name="a").status == RunStatus.PENDING
+    finally:
+        release.set()
+        holder.join(30)
+    fields = {
+        "status": JobStatus.SUCCEEDED,
+        "finished_at": job.finished_at,
+        "return_value": "a",
+        "attempt_log": [],
+    }
+    assert (
+        hooks.finish_many(get_strategy("default"), child.owner, [(job, fields)]) == []
+    )
+    assert run.stage_runs.get(stage_name="s").status == RunStatus.SUCCEEDED
+    assert run.stage_runs.get(stage_name="t").status == RunStatus.RUNNING
