@@ -35,6 +35,8 @@ from geartrain.worker.child import EXIT_OK, EXIT_RECYCLE, Child
 logger = logging.getLogger(__name__)
 
 _mp = multiprocessing.get_context("fork")
+RECOVERY_GRACE = 10.0
+"""Seconds after the shutdown deadline a stopping worker keeps trying to recover."""
 
 BURST_WITH_SCHEDULER = (
     "--with-scheduler cannot go with --burst: a scheduler runs until stopped, a burst "
@@ -163,6 +165,7 @@ class Supervisor:
         while self.children or self.unrecovered or self.scheduler is not None:
             if not self.children:
                 self._retry_recoveries()
+                self._abandon_recoveries()
             sentinels = [h.process.sentinel for h in self.children]
             if self.scheduler is not None:
                 sentinels.append(self.scheduler.sentinel)
@@ -249,6 +252,26 @@ class Supervisor:
             if self._safely(self._recover, handle, code) is False:
                 return
             self.unrecovered.pop(0)
+
+    def _abandon_recoveries(self) -> None:
+        """Stop waiting for the database to recover dead children's jobs.
+
+        Only while stopping, once the shutdown timeout and a further
+        :data:`RECOVERY_GRACE` have passed: their leases expire and any other
+        worker's reaper gives the jobs back, so a stopping worker need not outlive a
+        database outage.
+        """
+        if not self.unrecovered or not self.stopping:
+            return
+        if time.monotonic() < self.stop_deadline + RECOVERY_GRACE:
+            return
+        logger.warning(
+            "Worker %s stops without recovering the jobs of %s dead children: the "
+            "database is unreachable; their leases will expire and be reaped",
+            self.worker_id,
+            len(self.unrecovered),
+        )
+        self.unrecovered.clear()
 
     def _should_respawn(self, code: int) -> bool:
         if self.stopping or self.forced:

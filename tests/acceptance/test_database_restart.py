@@ -19,14 +19,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def restart_postgresql() -> None:
-    versions = subprocess.run(
-        ["pg_lsclusters", "-h"], capture_output=True, text=True, check=True
-    ).stdout.split()
-    subprocess.run(
-        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", "restart"],
-        check=True,
-        timeout=120,
-    )
+    control_postgresql("restart")
 
 
 def enqueue_when_up(n: int) -> list[str]:
@@ -62,3 +55,33 @@ def test_worker_reconnects_after_a_database_restart(start_worker: WorkerFactory)
     assert worker.proc.poll() is None, "the worker died with the database"
     worker.signal(signal.SIGTERM)
     assert worker.wait(timeout=30) == 0, worker.stderr()
+
+
+def control_postgresql(action: str) -> None:
+    versions = subprocess.run(
+        ["pg_lsclusters", "-h"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    subprocess.run(
+        ["pg_ctlcluster", "--skip-systemctl-redirect", versions[0], "main", action],
+        check=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.skipif(not shutil.which("pg_ctlcluster"), reason="needs pg_ctlcluster")
+def test_a_stopping_worker_does_not_wait_for_a_database_that_is_down(
+    start_worker: WorkerFactory,
+):
+    worker = start_worker("--concurrency", "1", "--shutdown-timeout", "1")
+    (child,) = worker.wait_for_children(1)
+    connection.close()
+    control_postgresql("stop")
+    try:
+        child.kill()  # its jobs cannot be recovered while the database is down
+        worker.signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0
+        logged = worker.log_text()
+        assert "stops without recovering the jobs of 1 dead children" in logged
+    finally:
+        control_postgresql("start")
+        enqueue_when_up(1)
