@@ -54,13 +54,13 @@ PARTS: list[tuple[str, tuple[str, ...]]] = [
 ]
 # The same parts on py-spy's collapsed stacks, plus what is not a query.
 SPY_PARTS: list[tuple[str, str]] = [
-    ("finish_many: COMMIT", r"finish_many .*Atomic\.__exit__"),
+    ("finish_many: COMMIT", r"finish_(many|and_claim) .*Atomic\.__exit__"),
     ("weights.recompute (run end)", r"\brecompute \("),
     ("engine.complete_stage (stage end)", r"complete_stage"),
     ("engine.steps_finished: run lock", r"lock_run"),
     ("engine.steps_finished: other", r"steps_finished"),
     ("hooks.finish_many: jobs", r"write_successes|ClaimStrategy\.finish"),
-    ("hooks.finish_many: other", r"finish_many"),
+    ("hooks.finish_many: other", r"finish_many|finish_and_claim"),
     ("engine.steps_started", r"steps_started|step_started"),
     ("claim", r"ClaimStrategy\.claim|claim_ids"),
     ("ack_successes", r"ack_successes"),

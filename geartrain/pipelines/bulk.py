@@ -26,7 +26,14 @@ from django.utils import timezone
 
 from geartrain import serialization
 from geartrain.conf import get_settings
-from geartrain.models import Job, JobStatus, RunStatus, StageRun, StepRun
+from geartrain.models import (
+    Job,
+    JobStatus,
+    PipelineRun,
+    RunStatus,
+    StageRun,
+    StepRun,
+)
 from geartrain.registry import registry
 
 OPEN = (RunStatus.PENDING, RunStatus.RUNNING)
@@ -130,10 +137,11 @@ def start_steps(step_run_ids: Sequence[int], now: datetime) -> set[int]:
         RunStatus.PENDING,
         False,
     ]
-    if conn.vendor == "postgresql":
+    if conn.vendor == "postgresql" and not conn.in_atomic_block:
         # Like the claim, this commit need not wait for the disk: a start lost in a
         # crash leaves the step pending, and its outcome fills started_at from the
-        # job. set_config(..., true) lasts for this statement's transaction only.
+        # job. set_config(..., true) lasts for this statement's transaction only (so
+        # never inside a caller's: a worker's outcomes must commit durably).
         sql += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
     with conn.cursor() as cursor:
         if _has_returning():
@@ -161,31 +169,56 @@ def unstart_steps(step_run_ids: Sequence[int]) -> int:
     )
 
 
-Finished = tuple[list[FinishedStep], StageRun | None]
+@dataclasses.dataclass(frozen=True, slots=True)
+class Finished:
+    """What :func:`finish_steps` wrote.
+
+    ``steps``: the step runs moved to a final status. ``counted``: the stage run
+    already counted down (see :func:`count_down`) when the statement could do it
+    too: on PostgreSQL, for a batch whose steps all belong to one stage and none
+    failed (the usual batch); otherwise None, and the caller counts each stage down.
+    ``run``: when that count reached zero, the stage's run, locked by the same
+    statement (``NOWAIT``).
+    """
+
+    steps: list[FinishedStep]
+    counted: StageRun | None = None
+    run: PipelineRun | None = None
 
 
 def finish_steps(outcomes: Sequence[StepOutcome]) -> Finished:
     """Write final outcomes to step runs still pending or running; return those.
 
-    The second item is the stage run already counted down (see :func:`count_down`)
-    when the statement could do it too: on PostgreSQL, for a batch whose steps all
-    belong to one stage and none failed (the usual batch). Otherwise None, and the
-    caller counts each stage down.
+    On PostgreSQL a run's lock that cannot be had at once (``NOWAIT``) fails the
+    statement with a :class:`django.db.DatabaseError` (lock not available).
     """
     latest = {o.step_run_id: o for o in outcomes}
     if not latest:
-        return [], None
+        return Finished([])
     if _connection().vendor == "postgresql":
         return _finish_unnest(list(latest.values()))
-    return _finish_each(latest), None
+    return Finished(_finish_each(latest))
+
+
+# The columns of a run that advancing it reads (the snapshot and arguments are big
+# and never needed there).
+RUN_COLUMNS = tuple(
+    f.attname
+    for f in PipelineRun._meta.concrete_fields
+    if f.attname not in ("snapshot", "arguments")
+)
 
 
 def _finish_unnest(outcomes: list[StepOutcome]) -> Finished:
     """PostgreSQL: one statement over arrays, with the rows it changed.
 
     Its second part subtracts the count from the stage run when only one stage is
-    touched: one row to lock, so no lock-order question arises.
+    touched: one row to lock, so no lock-order question arises. If that count
+    reaches zero, its third part locks the run (``NOWAIT``, after the stage row, as
+    :mod:`geartrain.pipelines.engine` would with one more statement).
     """
+    runs = PipelineRun._meta.db_table
+    run_cols = ", ".join(f"r.{name}" for name in RUN_COLUMNS)
     steps, stages = StepRun._meta.db_table, StageRun._meta.db_table
     sql = (
         f"WITH s AS (UPDATE {steps} AS s SET status = v.status, finished_at = v.f, "
@@ -199,10 +232,12 @@ def _finish_unnest(outcomes: list[StepOutcome]) -> Finished:
         "HAVING count(DISTINCT stage_run_id) = 1 AND bool_and(status <> %s)), "
         f"c AS (UPDATE {stages} AS t SET steps_left = t.steps_left - one.n "
         "FROM one WHERE t.id = one.id "
-        "RETURNING t.id, t.run_id, t.stage_name, t.status, t.steps_left) "
+        "RETURNING t.id, t.run_id, t.stage_name, t.status, t.steps_left), "
+        f"r AS (SELECT * FROM {runs} WHERE id IN "
+        "(SELECT run_id FROM c WHERE steps_left <= 0) FOR UPDATE NOWAIT) "
         "SELECT s.id, s.stage_run_id, s.run_id, s.critical, s.status, "
-        "c.id, c.run_id, c.stage_name, c.status, c.steps_left "
-        "FROM s LEFT JOIN c ON c.id = s.stage_run_id"
+        f"c.id, c.run_id, c.stage_name, c.status, c.steps_left, {run_cols} "
+        "FROM s LEFT JOIN c ON c.id = s.stage_run_id LEFT JOIN r ON r.id = c.run_id"
     )
     params = [
         [o.step_run_id for o in outcomes],
@@ -217,11 +252,14 @@ def _finish_unnest(outcomes: list[StepOutcome]) -> Finished:
     with _connection().cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
-    counted = next((_stage_run(r[5], r[6:]) for r in rows if r[5] is not None), None)
+    counted = next((_stage_run(r[5], r[6:10]) for r in rows if r[5] is not None), None)
+    run = next(
+        (PipelineRun.from_db(_db(), RUN_COLUMNS, r[10:]) for r in rows if r[10]), None
+    )
     finished = [
         FinishedStep(int(r[0]), int(r[1]), int(r[2]), bool(r[3]), r[4]) for r in rows
     ]
-    return finished, counted
+    return Finished(finished, counted, run)
 
 
 def _json_text(value: Any) -> str | None:

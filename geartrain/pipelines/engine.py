@@ -222,22 +222,32 @@ def step_finished(job: Job) -> None:
         steps_finished([outcome_of(job)])
 
 
-def steps_finished(outcomes: list[StepOutcome], *, runs_first: bool = True) -> None:
+def steps_finished(outcomes: list[StepOutcome], *, runs_first: bool = True) -> bool:
     """Record final outcomes of steps and advance their stages and runs.
 
     ``runs_first=False`` (a worker's batch in a transaction of its own) locks a run
     only where a stage ends or a step failed, with ``NOWAIT``; it raises
     :class:`RunBusy` when that run is locked, and the caller writes everything again
-    with ``runs_first=True``.
+    with ``runs_first=True``. Returns whether a stage started (its jobs are ready in
+    this transaction).
     """
     if not outcomes:
-        return
+        return False
+    started = False
     locked: dict[int, PipelineRun] = {}
     if runs_first:
         locked = lock_runs_of([o.step_run_id for o in outcomes])
     by_stage: dict[int, list[FinishedStep]] = {}
-    finished, counted = bulk.finish_steps(outcomes)
-    for row in finished:
+    try:
+        written = bulk.finish_steps(outcomes)
+    except DatabaseError as error:
+        if runs_first or not _lock_not_available(error):
+            raise
+        raise RunBusy("a run of the batch is locked by another transaction") from error
+    counted = written.counted
+    if written.run is not None:
+        locked.setdefault(written.run.pk, written.run)
+    for row in written.steps:
         by_stage.setdefault(row.stage_run_id, []).append(row)
     for stage_run_id in sorted(by_stage):
         rows = by_stage[stage_run_id]
@@ -245,14 +255,20 @@ def steps_finished(outcomes: list[StepOutcome], *, runs_first: bool = True) -> N
         if failed:
             run = _held(locked, rows[0].run_id)
             critical = any(row.critical for row in failed)
-            _count_failures(run, stage_run_id, len(rows), critical=critical)
+            started |= _count_failures(run, stage_run_id, len(rows), critical=critical)
         else:
             if counted is not None and counted.pk == stage_run_id:
                 stage_run = counted  # the same statement counted it down
             else:
                 stage_run = bulk.count_down(stage_run_id, len(rows))
             if stage_run.steps_left <= 0:
-                complete_stage(_held(locked, stage_run.run_id), stage_run)
+                started |= complete_stage(_held(locked, stage_run.run_id), stage_run)
+    return started
+
+
+def _lock_not_available(error: DatabaseError) -> bool:
+    """Whether ``error`` is PostgreSQL's "lock not available" (``NOWAIT``, 55P03)."""
+    return getattr(error.__cause__, "sqlstate", None) == "55P03"
 
 
 def _held(locked: dict[int, PipelineRun], run_id: int) -> PipelineRun:
@@ -263,7 +279,7 @@ def _held(locked: dict[int, PipelineRun], run_id: int) -> PipelineRun:
 
 def _count_failures(
     run: PipelineRun, stage_run_id: int, finished: int, *, critical: bool
-) -> None:
+) -> bool:
     """Count finished steps of a stage some of which failed (the run is locked)."""
     if not run.has_failures:
         run.has_failures = True
@@ -274,8 +290,7 @@ def _count_failures(
         fields["status"] = RunStatus.FAILED
         skipped = skip_waiting_steps(stage_run_id, RunStatus.SKIPPED)
     stage_run = bulk.count_down(stage_run_id, finished + skipped, **fields)
-    if stage_run.steps_left <= 0:
-        complete_stage(run, stage_run)
+    return stage_run.steps_left <= 0 and complete_stage(run, stage_run)
 
 
 def skip_waiting_steps(stage_run_id: int, status: str) -> int:
@@ -299,8 +314,11 @@ def skip_waiting_steps(stage_run_id: int, status: str) -> int:
     )
 
 
-def complete_stage(run: PipelineRun, stage_run: StageRun) -> None:
-    """Close a stage whose last step ended; start dependents whose turn it is."""
+def complete_stage(run: PipelineRun, stage_run: StageRun) -> bool:
+    """Close a stage whose last step ended; start dependents whose turn it is.
+
+    Returns whether a dependent started.
+    """
     failed = stage_run.status == RunStatus.FAILED
     if run.cancel_requested:
         stage_run.status = RunStatus.CANCELLED
@@ -309,8 +327,9 @@ def complete_stage(run: PipelineRun, stage_run: StageRun) -> None:
     stage_run.finished_at = timezone.now()
     stage_run.save(update_fields=["status", "finished_at"])
     if stage_run.status == RunStatus.SUCCEEDED and _release_dependents(run, stage_run):
-        return  # a dependent started, so the run goes on
+        return True  # a dependent started, so the run goes on
     maybe_finish(run)
+    return False
 
 
 def _release_dependents(run: PipelineRun, stage_run: StageRun) -> bool:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import connections, transaction
@@ -18,6 +20,23 @@ logger = logging.getLogger(__name__)
 SUCCESS_FIELDS = frozenset({"status", "finished_at", "return_value", "attempt_log"})
 
 
+@dataclasses.dataclass(slots=True)
+class Written:
+    """What :func:`finish_and_claim` did besides writing.
+
+    ``discarded``: ids of jobs whose outcome was dropped (their lease was taken away).
+    ``claimed``: jobs claimed in the same transaction (a stage started), in claim
+    order; ``started_steps``: the ids of their step runs marked running with them.
+    """
+
+    discarded: list[int]
+    claimed: list[Job] = dataclasses.field(default_factory=list)
+    started_steps: set[int] = dataclasses.field(default_factory=set)
+
+
+Claim = Callable[[], list[Job]]
+
+
 def finish_many(
     strategy: ClaimStrategy,
     owner: str | None,
@@ -27,6 +46,25 @@ def finish_many(
 
     Returns the ids of jobs whose outcome was discarded because their lease was taken
     away. If the database fails, nothing is written and the caller keeps the items.
+    See :func:`finish_and_claim`.
+    """
+    return finish_and_claim(strategy, owner, items).discarded
+
+
+def finish_and_claim(
+    strategy: ClaimStrategy,
+    owner: str | None,
+    items: list[tuple[Job, dict[str, Any]]],
+    claim: Claim | None = None,
+) -> Written:
+    """:func:`finish_many`, and the caller's next claim if a stage started.
+
+    ``claim``: when these outcomes start a stage, the caller's next claim, made in
+    the same transaction with the claimed jobs' step runs marked running. The new
+    stage's jobs are then the caller's as soon as the transaction commits, without
+    waiting for a wake-up and a claim of its own: the next stage starts one commit
+    after the last step's end. Only then: this transaction holds the run's lock, so
+    ``cancel`` holds no step run the start could wait for.
 
     In a transaction of its own, a batch locks a run only where a stage ends or a step
     failed, without waiting; if that run is busy, the batch is written again with its
@@ -40,7 +78,14 @@ def finish_many(
     while True:
         try:
             with transaction.atomic(using=db):
-                return _write(strategy, owner, items, runs_first=runs_first)
+                discarded, started = _write(
+                    strategy, owner, items, runs_first=runs_first
+                )
+                written = Written(discarded)
+                if started and claim is not None:
+                    written.claimed = claim()
+                    written.started_steps = engine.steps_started(written.claimed)
+                return written
         except engine.RunBusy:
             if runs_first:
                 raise
@@ -54,7 +99,7 @@ def _write(
     items: list[tuple[Job, dict[str, Any]]],
     *,
     runs_first: bool,
-) -> list[int]:
+) -> tuple[list[int], bool]:
     from geartrain.pipelines import bulk, engine
 
     discarded = []
@@ -82,8 +127,8 @@ def _write(
             for name, value in fields.items():
                 setattr(job, name, value)
             outcomes.append(bulk.outcome_of(job))
-    engine.steps_finished(outcomes, runs_first=runs_first)
-    return discarded
+    started = engine.steps_finished(outcomes, runs_first=runs_first)
+    return discarded, started
 
 
 def _ack(job: Job, fields: dict[str, Any]) -> SuccessAck:

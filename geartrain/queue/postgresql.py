@@ -20,11 +20,13 @@ from typing import Any, ClassVar
 from django.db import connections
 
 from geartrain import serialization
+from geartrain.models import Job
 from geartrain.queue.base import BulkFixed, ClaimStrategy, SuccessAck
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "geartrain_job"
+LOCK = "FOR UPDATE SKIP LOCKED"
 CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK)
 
 
@@ -42,21 +44,31 @@ class PostgreSQLStrategy(ClaimStrategy):
     def claim_ids(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
     ) -> list[int]:
+        return self._claim_returning(
+            queues, limit, owner, lease_seconds, LOCK, ids_in=self._ids_in()
+        )
+
+    def claim(
+        self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
+    ) -> list[Job]:
+        """:meth:`claim_ids`, with the claimed rows read by the same statement."""
+        return self._claim_jobs_returning(
+            queues, limit, owner, lease_seconds, LOCK, ids_in=self._ids_in()
+        )
+
+    def _ids_in(self) -> str:
         # "= ANY(ARRAY(subquery))" makes the planner fetch the locked ids first and
         # then update them by primary key; "IN (subquery)" can plan as a sequential
         # scan of the whole table. The claim's commit need not wait for the disk:
         # a claim lost in a crash only returns its jobs to the queue (see
         # docs/explanation/delivery-guarantees.md), so synchronous_commit is off for
-        # this one transaction (set_config(..., true) is transaction-local).
-        return self._claim_returning(
-            queues,
-            limit,
-            owner,
-            lease_seconds,
-            "FOR UPDATE SKIP LOCKED",
-            ids_in="id = ANY(ARRAY({})) "
-            "AND set_config('synchronous_commit', 'off', true) IS NOT NULL",
-        )
+        # this one transaction (set_config(..., true) is transaction-local). Not
+        # inside a caller's transaction (a worker claiming with its outcomes): that
+        # one's commit must stay durable.
+        ids_in = "id = ANY(ARRAY({}))"
+        if not self.connection.in_atomic_block:
+            ids_in += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+        return ids_in
 
     def bulk_insert(
         self, fixed: BulkFixed, calls: Sequence[tuple[str, str]]

@@ -8,8 +8,10 @@ seconds, so a slow job never holds other jobs hostage for long.
 
 Outcomes are written at the end of each batch: successes in one statement, errors and
 postpones one by one; a pipeline step's outcome is written with its run's advance in
-one transaction. If the database goes away, unwritten outcomes stay in memory and are
-written after the connection comes back.
+one transaction. When that transaction starts the next stage, the child's next batch
+is claimed in it too (:func:`geartrain.pipelines.hooks.finish_and_claim`). If the
+database goes away, unwritten outcomes stay in memory and are written after the
+connection comes back.
 """
 
 from __future__ import annotations
@@ -74,6 +76,10 @@ class Child:
         self.step_errors: list[tuple[int, BaseException, dict[str, str]]] = []
         self.signals: list[tuple[Job, dict[str, Any]]] = []
         self.started_steps: set[int] = set()
+        # Jobs claimed with the outcomes that started a stage (and their started
+        # step runs): the next batch, run without a claim of its own.
+        self.ahead: list[Job] = []
+        self.ahead_steps: set[int] = set()
         self.needs_recovery = False
         self.next_promote = 0.0
         self.strategy = get_strategy(conf.DATABASE)
@@ -107,6 +113,7 @@ class Child:
                         break
                     self.strategy.wait_for_work(self.conf.POLL_INTERVAL)
             self._final_flush()
+            self._give_back_ahead()
         finally:
             self.prefetch.close()
             self.strategy.close()
@@ -123,7 +130,8 @@ class Child:
             failures,
             exc_info=True,
         )
-        self.needs_recovery = True
+        self.needs_recovery = True  # gives back self.ahead too
+        self.ahead, self.ahead_steps = [], set()
         for conn in connections.all():
             conn.close_if_unusable_or_obsolete()
             try:
@@ -143,11 +151,23 @@ class Child:
                 connections.close_all()
                 time.sleep(0.2)
 
+    def _give_back_ahead(self) -> None:
+        ahead, self.ahead, self.ahead_steps = self.ahead, [], set()
+        if ahead:
+            try:
+                self.strategy.release(self.owner, [j.pk for j in ahead])
+            except DatabaseError:
+                logger.warning("Could not give back claimed jobs; their lease expires")
+
     def _cycle(self) -> int:
         # One connection for the child's life: reconnecting per cycle (what
         # close_old_connections() does with CONN_MAX_AGE = 0) costs more than a job.
         # A broken connection surfaces as a DatabaseError and is replaced then.
         self._flush()
+        if self.ahead and not self.needs_recovery:
+            batch, self.ahead = self.ahead, []
+            self._run_batch(batch, self.ahead_steps)
+            return len(batch)
         if self.needs_recovery:
             # Jobs claimed by a statement whose answer was lost: give them back.
             self.strategy.release(self.owner)
@@ -156,23 +176,30 @@ class Child:
         if now >= self.next_promote:
             self.strategy.promote_due()
             self.next_promote = now + self.conf.POLL_INTERVAL
-        limit = self.batch
-        if self.max_jobs is not None:
-            limit = max(1, min(limit, self.max_jobs - self.done))
-        claimed = self.strategy.claim(
-            self.queues, limit, self.owner, self.conf.LEASE_SECONDS
-        )
+        claimed = self._claim()
         if claimed:
             self._run_batch(claimed)
         return len(claimed)
 
-    def _run_batch(self, batch: list[Job]) -> None:
+    def _claim(self) -> list[Job]:
+        limit = self.batch
+        if self.max_jobs is not None:
+            limit = max(1, min(limit, self.max_jobs - self.done))
+        return self.strategy.claim(
+            self.queues, limit, self.owner, self.conf.LEASE_SECONDS
+        )
+
+    def _run_batch(
+        self, batch: list[Job], started_steps: set[int] | None = None
+    ) -> None:
         started = time.monotonic()
         ran = 0
         self.prefetch.load([j.pk for j in batch])
-        # The batch's step runs are marked running in one statement; a job whose step
-        # run is not in the set is checked on its own as it starts.
-        self.started_steps = engine.steps_started(batch)
+        # The batch's step runs are marked running in one statement (or were, with
+        # the claim); a job whose step run is not in the set is checked on its own.
+        if started_steps is None:
+            started_steps = engine.steps_started(batch)
+        self.started_steps = started_steps
         for index, job in enumerate(batch):
             late = index > 0 and time.monotonic() - started > SLOW_BATCH
             if self.stopping or late or self._recycle_due():
@@ -284,11 +311,17 @@ class Child:
             self.acks = []
         if self.finishes:
             # One transaction for the batch's outcomes (and their pipeline advances).
-            for job_id in hooks.finish_many(self.strategy, self.owner, self.finishes):
+            busy = self.ahead or self.stopping or self._recycle_due()
+            claim = None if busy else self._claim
+            written = hooks.finish_and_claim(
+                self.strategy, self.owner, self.finishes, claim
+            )
+            for job_id in written.discarded:
                 logger.warning(
                     "Outcome of job id=%s discarded: its lease was taken away", job_id
                 )
             self.finishes = []
+            self.ahead, self.ahead_steps = written.claimed, written.started_steps
         step_errors, self.step_errors = self.step_errors, []
         for step_run_id, error, details in step_errors:
             errors.handle(step_run_id, error, details)

@@ -187,3 +187,24 @@ def test_a_notify_wakes_a_waiting_worker_and_a_dropped_listener_is_replaced():
         assert strategy._listener is not None
     finally:
         strategy.close()
+
+
+def test_a_claimed_job_comes_back_whole():
+    sent = tasks.add.using(priority=3).enqueue(2, 5)
+    (job,) = claim(1, owner="w/9")
+    fresh = Job.objects.get(pk=job.pk)
+    for field in Job._meta.concrete_fields:
+        assert getattr(job, field.attname) == getattr(fresh, field.attname), field.name
+    assert (str(job.pk), job.args, job.kwargs) == (sent.id, [2, 5], {})
+    assert (job.attempt_log, job.priority, job.lease_owner) == ([], 3, "w/9")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="synchronous_commit")
+def test_a_claim_inside_a_callers_transaction_leaves_its_commit_durable():
+    tasks.noop.enqueue()
+    with transaction.atomic(), connection.cursor() as cursor:
+        assert len(claim(1)) == 1
+        cursor.execute("SHOW synchronous_commit")
+        # A worker claims with the outcomes that started a stage: those must
+        # commit durably, so the claim turns asynchronous commit on only alone.
+        assert cursor.fetchone()[0] == "on"

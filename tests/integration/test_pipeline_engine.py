@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from geartrain.conf import get_settings
-from geartrain.models import Job, JobStatus, RunStatus, Step
+from geartrain.models import Job, JobStatus, PipelineRun, RunStatus, Step
 from geartrain.pipelines import bulk, engine, hooks, launching
 from geartrain.pipelines.spec import InvalidPipeline
 from geartrain.queue import get_strategy
@@ -188,8 +188,49 @@ def test_a_batch_marks_its_steps_running_and_advances_its_stage_once(
     nxt = run.stage_runs.get(stage_name="t")
     assert (nxt.status, nxt.steps_left) == (RunStatus.RUNNING, 1)
     job = Job.objects.get(step_run__stage_run=nxt)
-    assert (job.status, job.kwargs, job.args) == (JobStatus.READY, {"key": "z"}, [])
-    assert (job.attempt_log, job.backend, job.attempts) == ([], "default", 0)
+    assert (job.kwargs, job.args, job.backend) == ({"key": "z"}, [], "default")
+    # The transaction that started stage t claimed its job for the child and marked
+    # its step running: the child's next batch, run without a claim of its own.
+    assert (job.status, job.lease_owner) == (JobStatus.RUNNING, child.owner)
+    assert (job.attempt_log, job.attempts) == ([], 1)
+    assert [j.pk for j in child.ahead] == [job.pk]
+    assert child.ahead_steps == {job.step_run_id}
+    assert nxt.step_runs.get().status == RunStatus.RUNNING
+
+
+def _two_stages(name: str) -> PipelineRun:
+    make_pipeline(
+        name,
+        {"s": {"steps": {"a": {}}}, "t": {"after": ["s"], "steps": {"y": {}, "z": {}}}},
+    )
+    return launching.launch(name)
+
+
+def test_jobs_claimed_with_a_stage_start_are_the_next_batch(child):
+    run = _two_stages("ahead")
+    child.batch = 8  # the size of its next claim
+    child._run_batch(get_strategy("default").claim(["default"], 1, child.owner, 30))
+    assert len(child.ahead) == 2
+    assert child._cycle() == 2
+    assert child.ahead == []
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert set(Job.objects.values_list("attempts", flat=True)) == {1}
+
+
+def test_jobs_claimed_with_a_stage_start_go_back_when_the_child_stops(child):
+    run = _two_stages("back-ahead")
+    child.batch = 8  # the size of its next claim
+    child._run_batch(get_strategy("default").claim(["default"], 1, child.owner, 30))
+    assert len(child.ahead) == 2
+    child._give_back_ahead()
+    assert child.ahead == []
+    steps = run.step_runs.filter(stage_run__stage_name="t")
+    assert set(steps.values_list("status", flat=True)) == {RunStatus.PENDING}
+    jobs = Job.objects.filter(step_run__in=steps)
+    assert set(jobs.values_list("status", "lease_owner", "attempts")) == {
+        (JobStatus.READY, None, 0)
+    }
 
 
 def test_jobs_given_back_put_their_started_steps_back_to_pending(child):
