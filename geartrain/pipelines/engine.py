@@ -30,7 +30,7 @@ from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus, PipelineRun, RunStatus, StageRun, StepRun
 from geartrain.models.job import WAITING
 from geartrain.models.run import RUN_FINAL
-from geartrain.pipelines import bulk, weights
+from geartrain.pipelines import bulk, overlap, stage_jobs, weights
 from geartrain.pipelines.bulk import FinishedStep, StepOutcome, outcome_of
 from geartrain.registry import registry
 
@@ -90,7 +90,7 @@ def start(run: PipelineRun) -> None:
 def start_stage(run: PipelineRun, stage_run: StageRun) -> None:
     """Enqueue a stage's pending steps, heaviest first; an empty stage completes now."""
     now = timezone.now()
-    count = bulk.start_stage_jobs(stage_run.pk, now)
+    count = stage_jobs.start_stage_jobs(stage_run.pk, now)
     stage_run.status = RunStatus.RUNNING
     stage_run.started_at = now
     if count is None:
@@ -161,35 +161,12 @@ def step_started(job: Job) -> bool:
         return found is not None  # a retry of a running step runs again
     if found.status != RunStatus.PENDING:
         return False  # skipped or cancelled after the claim
-    if _running_elsewhere(found):
+    if overlap.running_elsewhere(found):
         return not _skip_overlapping(found)
     return bool(
         steps.filter(status=RunStatus.PENDING).update(
             status=RunStatus.RUNNING, started_at=timezone.now()
         )
-    )
-
-
-def _running_elsewhere(step: StepRun) -> bool:
-    """Whether the same step of the same pipeline runs in another run now."""
-    run = PipelineRun.objects.using(_db()).only("pipeline_id").get(pk=step.run_id)
-    if run.pipeline_id is None:
-        return False
-    stage_name = (
-        StageRun.objects.using(_db())
-        .values_list("stage_name", flat=True)
-        .get(pk=step.stage_run_id)
-    )
-    return (
-        StepRun.objects.using(_db())
-        .filter(
-            run__pipeline_id=run.pipeline_id,
-            stage_run__stage_name=stage_name,
-            step_name=step.step_name,
-            status=RunStatus.RUNNING,
-        )
-        .exclude(run_id=step.run_id)
-        .exists()
     )
 
 
