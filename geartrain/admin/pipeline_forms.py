@@ -18,6 +18,7 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
+from geartrain.admin.base import SaveRejected
 from geartrain.admin.schedule_forms import TimeZoneInput
 from geartrain.conf import configured_queues
 from geartrain.models import Pipeline, Stage, Step
@@ -43,12 +44,8 @@ else:
 JSON_OBJECT_HINT = 'Write a JSON object such as {"day": "2024-01-31"}'
 
 
-class DefinitionRejected(Exception):
+class DefinitionRejected(SaveRejected):
     """The saved definition breaks rules; the admin rolls the save back."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 def json_kind(value: Any) -> str:

@@ -16,7 +16,6 @@ from django.contrib.admin.checks import InlineModelAdminChecks
 from django.contrib.admin.utils import quote, unquote
 from django.core.checks import CheckMessage
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
 from django.db.models import Count, Model, OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
@@ -28,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from geartrain.admin import pipeline_forms as pforms
+from geartrain.admin.base import RollbackAdmin
 from geartrain.admin.pages import pipeline_picture, run_badge
 from geartrain.admin.schedule_pages import pipeline_schedule_text
 from geartrain.conf import get_settings
@@ -37,14 +37,11 @@ from geartrain.pipelines import launching
 from geartrain.pipelines import spec as specs
 
 if TYPE_CHECKING:  # generic only in django-stubs
-    _PipelineAdminBase = admin.ModelAdmin[Pipeline]
     _StageInlineBase = admin.TabularInline[Stage, Pipeline]
     _StepInlineBase = admin.TabularInline[Step, Pipeline]
 else:
-    _PipelineAdminBase = admin.ModelAdmin
     _StageInlineBase = _StepInlineBase = admin.TabularInline
 
-PROBLEMS = "_geartrain_definition_problems"
 # What a launch raises for bad input: each is shown as an error message.
 LAUNCH_ERRORS = (launching.LaunchRefused, specs.InvalidPipeline, InvalidArguments)
 RECENT_RUNS = 5
@@ -124,7 +121,7 @@ class StepInline(_StepInlineBase):
         )
 
 
-class PipelineAdmin(_PipelineAdminBase):
+class PipelineAdmin(RollbackAdmin[Pipeline]):
     """Pipelines: definition, DAG picture, recent runs and "Launch now"."""
 
     form = pforms.PipelineForm
@@ -188,46 +185,6 @@ class PipelineAdmin(_PipelineAdminBase):
         return (StageInline,) if obj is None else (StageInline, StepInline)
 
     # Saving: one transaction, rolled back when the definition breaks a rule ----------
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        if request.method != "POST":
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        try:
-            with transaction.atomic(using=_db()):
-                return super().changeform_view(
-                    request, object_id, form_url, extra_context
-                )
-        except pforms.DefinitionRejected as rejected:
-            # Everything was rolled back; show the same form again, with the problems.
-            setattr(request, PROBLEMS, rejected.problems)
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: Pipeline | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> type[forms.ModelForm[Pipeline]]:
-        base = super().get_form(request, obj, change, **kwargs)
-        problems: list[str] = getattr(request, PROBLEMS, [])
-        if not problems:
-            return base
-
-        class RejectedForm(base):  # type: ignore[valid-type,misc]
-            def clean(self) -> dict[str, Any]:
-                data: dict[str, Any] = super().clean()
-                for problem in problems:
-                    self.add_error(None, problem)
-                return data
-
-        return RejectedForm
 
     def save_model(
         self, request: HttpRequest, obj: Pipeline, form: Any, change: bool

@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from geartrain.admin.base import SaveRejected
 from geartrain.conf import configured_queues
 from geartrain.models import Schedule, ScheduleDependency
 from geartrain.registry import registry
@@ -38,12 +39,8 @@ NEXT_SLOTS = 5
 TIME_ZONE_LIST = "geartrain-time-zones"
 
 
-class DependenciesRejected(Exception):
+class DependenciesRejected(SaveRejected):
     """Saved dependencies form a cycle; the admin rolls the save back."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
 
 
 @cache

@@ -8,13 +8,11 @@ pipeline's page: here its configuration is read-only (its dependencies are not).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import quote
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
@@ -28,6 +26,7 @@ from django.utils.translation import gettext_lazy
 
 from geartrain.admin import schedule_actions as actions
 from geartrain.admin import schedule_forms as sforms
+from geartrain.admin.base import RollbackAdmin
 from geartrain.admin.graphs import shorten
 from geartrain.admin.pages import admin_link
 from geartrain.admin.schedule_pages import (
@@ -47,12 +46,6 @@ from geartrain.conf import get_settings
 from geartrain.models import FireStatus, Schedule, ScheduleFire
 from geartrain.models.schedule_rules import check_dependency
 
-if TYPE_CHECKING:  # generic only in django-stubs
-    _ScheduleAdminBase = admin.ModelAdmin[Schedule]
-else:
-    _ScheduleAdminBase = admin.ModelAdmin
-
-PROBLEMS = "_geartrain_dependency_problems"
 BOOKKEEPING = (
     "next_slot",
     "due_at",
@@ -70,7 +63,7 @@ def _db() -> str:
     return get_settings().DATABASE
 
 
-class ScheduleAdmin(_ScheduleAdminBase):
+class ScheduleAdmin(RollbackAdmin[Schedule]):
     """Schedules: list with their bookkeeping, edit form, actions, fires."""
 
     form = sforms.ScheduleForm
@@ -199,46 +192,6 @@ class ScheduleAdmin(_ScheduleAdminBase):
         return deleted, counts, perms_needed, protected
 
     # Saving: dependencies are checked once saved, in the save's transaction ----------
-
-    def changeform_view(
-        self,
-        request: HttpRequest,
-        object_id: str | None = None,
-        form_url: str = "",
-        extra_context: dict[str, Any] | None = None,
-    ) -> HttpResponse:
-        if request.method != "POST":
-            return super().changeform_view(request, object_id, form_url, extra_context)
-        try:
-            with transaction.atomic(using=_db()):
-                return super().changeform_view(
-                    request, object_id, form_url, extra_context
-                )
-        except sforms.DependenciesRejected as rejected:
-            # Everything was rolled back; show the same form again, with the problems.
-            setattr(request, PROBLEMS, rejected.problems)
-        return super().changeform_view(request, object_id, form_url, extra_context)
-
-    def get_form(
-        self,
-        request: HttpRequest,
-        obj: Schedule | None = None,
-        change: bool = False,
-        **kwargs: Any,
-    ) -> type[forms.ModelForm[Schedule]]:
-        base = super().get_form(request, obj, change, **kwargs)
-        problems: list[str] = getattr(request, PROBLEMS, [])
-        if not problems:
-            return base
-
-        class RejectedForm(base):  # type: ignore[valid-type,misc]
-            def clean(self) -> dict[str, Any]:
-                data: dict[str, Any] = super().clean()
-                for problem in problems:
-                    self.add_error(None, problem)
-                return data
-
-        return RejectedForm
 
     def save_model(
         self, request: HttpRequest, obj: Schedule, form: Any, change: bool
