@@ -11,12 +11,11 @@ import logging
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db import DatabaseError, transaction
-from django.db.models import F, Window
-from django.db.models.functions import RowNumber
+from django.db import DatabaseError, connections, transaction
 
 from geartrain.conf import get_settings
 from geartrain.models import PipelineRun, Step, StepRun
+from geartrain.models.run import RUN_FINAL
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +50,24 @@ def _recompute(pipeline_id: int, sample: int) -> int:
         if _moved(step.weight, weight):
             step.weight = weight
             changed.append(step)
-    Step.objects.using(db).bulk_update(changed, ["weight"])
+    _write(db, changed)
     return len(changed)
+
+
+def _write(db: str, steps: list[Step]) -> None:
+    """One ``UPDATE`` per step, sent as one ``executemany``.
+
+    ``bulk_update`` builds a ``CASE`` with a branch per step, which costs about
+    0.3 ms of Python per step: 0.3 s of CPU after each run of a 1,000-step pipeline.
+    """
+    if not steps:
+        return
+    conn = connections[db]
+    field = Step._meta.get_field("weight")
+    table = conn.ops.quote_name(Step._meta.db_table)
+    params = [(field.get_db_prep_save(s.weight, conn), s.pk) for s in steps]
+    with conn.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET weight = %s WHERE id = %s", params)
 
 
 def _moved(old: Decimal | float, new: Decimal) -> bool:
@@ -68,21 +83,26 @@ def _moved(old: Decimal | float, new: Decimal) -> bool:
 def _recent_durations(
     pipeline_id: int, sample: int
 ) -> dict[tuple[str, str], list[float]]:
+    """Durations of each step in the pipeline's last ``sample`` finished runs.
+
+    Bounded by those runs, so the cost does not grow with the pipeline's history. A
+    step that did not run in some of them (skipped, disabled, added since) averages
+    the runs it has.
+    """
+    db = get_settings().DATABASE
+    recent = (
+        PipelineRun.objects.using(db)
+        .filter(pipeline_id=pipeline_id, status__in=RUN_FINAL)
+        .order_by("-pk")
+        .values_list("pk", flat=True)[:sample]
+    )
     rows = (
-        StepRun.objects.using(get_settings().DATABASE)
+        StepRun.objects.using(db)
         .filter(
-            run__pipeline_id=pipeline_id,
+            run_id__in=list(recent),
             started_at__isnull=False,
             finished_at__isnull=False,
         )
-        .annotate(
-            recent=Window(
-                RowNumber(),
-                partition_by=[F("stage_run__stage_name"), F("step_name")],
-                order_by=F("finished_at").desc(),
-            )
-        )
-        .filter(recent__lte=sample)
         .values_list("stage_run__stage_name", "step_name", "started_at", "finished_at")
     )
     found: dict[tuple[str, str], list[float]] = defaultdict(list)
