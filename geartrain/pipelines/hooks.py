@@ -71,7 +71,7 @@ def finish_and_claim(
     runs locked first (see :mod:`geartrain.pipelines.engine`). Inside a caller's
     transaction, runs are always locked first.
     """
-    from geartrain.pipelines import engine
+    from geartrain.pipelines import engine, starts
 
     db = get_settings().DATABASE
     runs_first = connections[db].in_atomic_block
@@ -84,7 +84,7 @@ def finish_and_claim(
                 written = Written(discarded)
                 if started and claim is not None:
                     written.claimed = claim()
-                    written.started_steps = engine.steps_started(written.claimed)
+                    written.started_steps = starts.steps_started(written.claimed)
                 return written
         except engine.RunBusy:
             if runs_first:

@@ -270,7 +270,7 @@ class ClaimStrategy:
         """Put back to pending the step runs that a claimed batch marked running.
 
         A worker marks the step runs of its whole batch running right after the claim
-        (``engine.steps_started``); a first attempt given back never started.
+        (``starts.steps_started``); a first attempt given back never started.
         """
         first = jobs.filter(attempts=1, step_run__isnull=False)
         return (

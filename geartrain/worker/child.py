@@ -31,7 +31,7 @@ from geartrain import compat, jobs
 from geartrain.conf import Settings
 from geartrain.exceptions import UnknownTask
 from geartrain.models import Job, JobStatus
-from geartrain.pipelines import engine, errors, hooks
+from geartrain.pipelines import errors, hooks, starts
 from geartrain.queue import SuccessAck, get_strategy
 from geartrain.registry import registry
 from geartrain.tasks import timeout as task_timeout
@@ -198,7 +198,7 @@ class Child:
         # The batch's step runs are marked running in one statement (or were, with
         # the claim); a job whose step run is not in the set is checked on its own.
         if started_steps is None:
-            started_steps = engine.steps_started(batch)
+            started_steps = starts.steps_started(batch)
         self.started_steps = started_steps
         for index, job in enumerate(batch):
             late = index > 0 and time.monotonic() - started > SLOW_BATCH
@@ -238,7 +238,7 @@ class Child:
         if (
             job.step_run_id is not None
             and job.step_run_id not in self.started_steps
-            and not engine.step_started(job)
+            and not starts.step_started(job)
         ):
             # The step was skipped or cancelled after this job was claimed.
             now = timezone.now()

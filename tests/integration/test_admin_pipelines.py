@@ -29,7 +29,7 @@ from geartrain.models import (
     StepError,
     Trigger,
 )
-from geartrain.pipelines import engine, errors, launching
+from geartrain.pipelines import engine, errors, launching, starts
 from geartrain.worker import executor
 from tests.acceptance.pipelines import make_pipeline
 from tests.acceptance.workers import WorkerFactory, wait_until
@@ -211,7 +211,7 @@ def work(run: PipelineRun) -> PipelineRun:
         Job.objects.filter(step_run__run=run, status=JobStatus.READY).order_by("id")
     ):
         for job in jobs:
-            engine.step_started(job)
+            starts.step_started(job)
             outcome = executor.execute(job, None)
             failed = outcome.kind == "error"
             with transaction.atomic():
@@ -873,7 +873,7 @@ def test_cancel_needs_post_and_its_permission(staff_client):
     assert f'action="{url}"' in canceller.get(run_url(run)).content.decode()
     # A step is running: the run stops after it.
     running = Job.objects.filter(step_run__run=run).order_by("id")[0]
-    engine.step_started(running)
+    starts.step_started(running)
     response = canceller.post(url, follow=True)
     assert messages_of(response) == [
         f"Run {run.pk} will stop after its running steps finish."

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus, PipelineRun, RunStatus, Step
-from geartrain.pipelines import bulk, engine, hooks, launching
+from geartrain.pipelines import bulk, engine, hooks, launching, starts
 from geartrain.pipelines.spec import InvalidPipeline
 from geartrain.queue import get_strategy
 from geartrain.worker.child import Child
@@ -54,8 +54,8 @@ def test_step_started_allows_a_retry_of_a_running_step():
     make_pipeline("again", {"s": {"steps": {"a": {}}}})
     run = launching.launch("again")
     job = Job.objects.get(step_run__run=run)
-    assert engine.step_started(job) is True
-    assert engine.step_started(job) is True  # second attempt of the same step
+    assert starts.step_started(job) is True
+    assert starts.step_started(job) is True  # second attempt of the same step
 
 
 def test_resume_refuses_a_snapshot_whose_task_is_gone():
@@ -102,7 +102,7 @@ def test_prevent_overlap_skips_a_step_running_in_another_run(
     claimed = get_strategy("default").claim(["default"], 2, child.owner, 30)
     by_run = {job.step_run.run_id: job for job in claimed}
     first_job, second_job = by_run[first.pk], by_run[second.pk]
-    assert engine.step_started(first_job) is True  # now running in the first run
+    assert starts.step_started(first_job) is True  # now running in the first run
     child._run_one(second_job)
     child._flush()
 
@@ -173,7 +173,7 @@ def test_a_batch_marks_its_steps_running_and_advances_its_stage_once(
     )
     run = launching.launch("batch")
     claimed = get_strategy("default").claim(["default"], 3, child.owner, 30)
-    assert engine.steps_started(claimed) == {j.step_run_id for j in claimed}
+    assert starts.steps_started(claimed) == {j.step_run_id for j in claimed}
     assert set(
         run.step_runs.filter(stage_run__stage_name="s").values_list("status", flat=True)
     ) == {RunStatus.RUNNING}
@@ -238,7 +238,7 @@ def test_jobs_given_back_put_their_started_steps_back_to_pending(child):
     run = launching.launch("back")
     strategy = get_strategy("default")
     claimed = strategy.claim(["default"], 2, child.owner, 30)
-    engine.steps_started(claimed)
+    starts.steps_started(claimed)
     assert strategy.release(child.owner, [j.pk for j in claimed]) == 2
 
     for step in run.step_runs.all():
