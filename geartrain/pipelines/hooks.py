@@ -12,7 +12,7 @@ from django.db import connections, transaction
 from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus
 from geartrain.models.job import FINISHED
-from geartrain.queue import ClaimStrategy, SuccessAck
+from geartrain.queue import Claimed, ClaimStrategy, SuccessAck
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class Written:
     started_steps: set[int] = dataclasses.field(default_factory=set)
 
 
-Claim = Callable[[], list[Job]]
+Claim = Callable[[], Claimed]
 
 
 def finish_many(
@@ -83,8 +83,13 @@ def finish_and_claim(
                 )
                 written = Written(discarded)
                 if started and claim is not None:
-                    written.claimed = claim()
-                    written.started_steps = starts.steps_started(written.claimed)
+                    claimed = claim()
+                    written.claimed = claimed.jobs
+                    written.started_steps = (
+                        starts.steps_started(claimed.jobs)
+                        if claimed.started_steps is None
+                        else claimed.started_steps
+                    )
                 return written
         except engine.RunBusy:
             if runs_first:

@@ -44,6 +44,18 @@ class BulkFixed:
     enqueued_at: datetime
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed batch, in claim order, and the step runs its claim marked running.
+
+    ``started_steps`` is None where the claim did not mark them: the caller marks the
+    batch's step runs itself (``starts.steps_started``).
+    """
+
+    jobs: list[Job]
+    started_steps: set[int] | None = None
+
+
 class ClaimStrategy:
     """Base of the per-vendor strategies; subclasses implement :meth:`claim_ids`."""
 
@@ -74,6 +86,16 @@ class ClaimStrategy:
             return []
         found = {j.pk: j for j in Job.objects.using(self.alias).filter(pk__in=ids)}
         return [found[i] for i in ids if i in found]
+
+    def claim_batch(
+        self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
+    ) -> Claimed:
+        """:meth:`claim` for a worker, which also needs the batch's steps started.
+
+        Vendors that can do both in one statement override this; here the step runs
+        are left to the caller.
+        """
+        return Claimed(self.claim(queues, limit, owner, lease_seconds))
 
     # Shared SQL fragments -------------------------------------------------------
 
@@ -149,13 +171,19 @@ class ClaimStrategy:
         database converters, as a read would).
         """
         sql, params = self._claim_sql(queues, limit, owner, lease_seconds, lock, ids_in)
+        raw = Job.objects.using(self.alias).raw(
+            f"{sql} RETURNING {self._job_columns()}", params
+        )
+        return self._in_claim_order(raw)
+
+    def _job_columns(self) -> str:
         quote = self.connection.ops.quote_name
-        columns = ", ".join(quote(f.column) for f in Job._meta.concrete_fields)
-        raw = Job.objects.using(self.alias).raw(f"{sql} RETURNING {columns}", params)
-        jobs = list(raw)
-        # RETURNING gives no order guarantee: restore the claim order.
-        jobs.sort(key=lambda j: (-j.priority, j.run_after, j.pk))
-        return jobs
+        return ", ".join(quote(f.column) for f in Job._meta.concrete_fields)
+
+    @staticmethod
+    def _in_claim_order(rows: Any) -> list[Any]:
+        """Claimed rows in claim order: ``RETURNING`` gives no order guarantee."""
+        return sorted(rows, key=lambda j: (-j.priority, j.run_after, j.pk))
 
     def _claim_sql(
         self,

@@ -18,10 +18,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from django.db import connections
+from django.utils import timezone
 
 from geartrain import serialization
-from geartrain.models import Job
-from geartrain.queue.base import BulkFixed, ClaimStrategy, SuccessAck
+from geartrain.models import Job, RunStatus, StepRun
+from geartrain.queue.base import BulkFixed, Claimed, ClaimStrategy, SuccessAck
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,38 @@ class PostgreSQLStrategy(ClaimStrategy):
         return self._claim_jobs_returning(
             queues, limit, owner, lease_seconds, LOCK, ids_in=self._ids_in()
         )
+
+    def claim_batch(
+        self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
+    ) -> Claimed:
+        """:meth:`claim`, and the claimed jobs' step runs marked running with it.
+
+        One statement: the claim's ``UPDATE … RETURNING`` feeds a second ``UPDATE``
+        of the pending step runs without overlap rules (a step run is ``running`` as
+        soon as a worker holds its job; see ``starts.steps_started``, which the other
+        vendors call after the claim). A job whose step run it did not mark (a retry,
+        ``prevent_overlap``, a step skipped since) is checked on its own before it
+        runs.
+        """
+        sql, params = self._claim_sql(
+            queues, limit, owner, lease_seconds, LOCK, self._ids_in()
+        )
+        steps = StepRun._meta.db_table
+        statement = (
+            f"WITH c AS ({sql} RETURNING {self._job_columns()}), "
+            f"s AS (UPDATE {steps} AS s SET status = %s, started_at = %s FROM c "
+            "WHERE s.id = c.step_run_id AND s.status = %s AND NOT s.prevent_overlap "
+            "RETURNING s.id) "
+            "SELECT c.*, s.id AS started_step FROM c LEFT JOIN s "
+            "ON s.id = c.step_run_id"
+        )
+        now = self.connection.ops.adapt_datetimefield_value(timezone.now())
+        params += [RunStatus.RUNNING, now, RunStatus.PENDING]
+        jobs = self._in_claim_order(
+            Job.objects.using(self.alias).raw(statement, params)
+        )
+        started = {j.started_step for j in jobs if j.started_step is not None}
+        return Claimed(jobs, started)
 
     def _ids_in(self) -> str:
         # "= ANY(ARRAY(subquery))" makes the planner fetch the locked ids first and

@@ -32,7 +32,7 @@ from geartrain.conf import Settings
 from geartrain.exceptions import UnknownTask
 from geartrain.models import Job, JobStatus
 from geartrain.pipelines import errors, hooks, starts
-from geartrain.queue import SuccessAck, get_strategy
+from geartrain.queue import Claimed, SuccessAck, get_strategy
 from geartrain.registry import registry
 from geartrain.tasks import timeout as task_timeout
 from geartrain.worker import outcomes
@@ -177,15 +177,15 @@ class Child:
             self.strategy.promote_due()
             self.next_promote = now + self.conf.POLL_INTERVAL
         claimed = self._claim()
-        if claimed:
-            self._run_batch(claimed)
-        return len(claimed)
+        if claimed.jobs:
+            self._run_batch(claimed.jobs, claimed.started_steps)
+        return len(claimed.jobs)
 
-    def _claim(self) -> list[Job]:
+    def _claim(self) -> Claimed:
         limit = self.batch
         if self.max_jobs is not None:
             limit = max(1, min(limit, self.max_jobs - self.done))
-        return self.strategy.claim(
+        return self.strategy.claim_batch(
             self.queues, limit, self.owner, self.conf.LEASE_SECONDS
         )
 

@@ -16,6 +16,7 @@ from geartrain.pipelines.spec import InvalidPipeline
 from geartrain.queue import get_strategy
 from geartrain.worker.child import Child
 from tests.acceptance.pipelines import make_pipeline
+from tests.testapp.tasks import add
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -311,3 +312,30 @@ def test_a_batch_whose_run_is_locked_is_written_again_with_the_run_locked_first(
     )
     assert run.stage_runs.get(stage_name="s").status == RunStatus.SUCCEEDED
     assert run.stage_runs.get(stage_name="t").status == RunStatus.RUNNING
+
+
+def test_a_worker_claim_marks_its_steps_running_where_the_vendor_can(child):
+    make_pipeline(
+        "claimed", {"s": {"steps": {"a": {}, "b": {}, "c": {"prevent_overlap": True}}}}
+    )
+    run = launching.launch("claimed")
+    claimed = get_strategy("default").claim_batch(["default"], 3, child.owner, 30)
+
+    assert len(claimed.jobs) == 3
+    statuses = dict(run.step_runs.values_list("step_name", "status"))
+    if connection.vendor == "postgresql":
+        # One statement: a and b are running; c has overlap rules, checked alone.
+        marked = set(run.step_runs.exclude(step_name="c").values_list("pk", flat=True))
+        assert claimed.started_steps == marked
+        assert statuses == {"a": "running", "b": "running", "c": "pending"}
+    else:
+        assert claimed.started_steps is None  # the child marks them after the claim
+        assert statuses == {"a": "pending", "b": "pending", "c": "pending"}
+
+
+def test_a_worker_claim_of_plain_jobs_starts_no_step(child):
+    add.enqueue(1, 2)
+    claimed = get_strategy("default").claim_batch(["default"], 5, child.owner, 30)
+
+    assert [j.task_path for j in claimed.jobs] == [add.module_path]
+    assert claimed.started_steps in (set(), None)
