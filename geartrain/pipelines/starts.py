@@ -16,6 +16,7 @@ from geartrain.conf import get_settings
 from geartrain.models import Job, RunStatus, StepRun
 from geartrain.pipelines import bulk, overlap
 from geartrain.pipelines.engine import complete_stage, lock_run
+from geartrain.queue import steps
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,10 @@ def steps_started(jobs: list[Job]) -> set[int]:
     Only pending steps without overlap rules are marked: a job whose step run is not
     in the result goes through :func:`step_started` before it runs.
     """
-    return bulk.start_steps(
-        [j.step_run_id for j in jobs if j.step_run_id is not None], timezone.now()
+    return steps.start_steps(
+        _db(),
+        [j.step_run_id for j in jobs if j.step_run_id is not None],
+        timezone.now(),
     )
 
 

@@ -19,6 +19,7 @@ from django.db.models import Case, F, JSONField, Min, Value, When
 from django.utils import timezone
 
 from geartrain.models import Job, JobStatus, RunStatus, StepRun
+from geartrain.queue import steps
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -90,12 +91,18 @@ class ClaimStrategy:
     def claim_batch(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
     ) -> Claimed:
-        """:meth:`claim` for a worker, which also needs the batch's steps started.
+        """:meth:`claim` for a worker: the claimed jobs' step runs marked running too.
 
-        Vendors that can do both in one statement override this; here the step runs
-        are left to the caller.
+        Here in one transaction (one commit, where SQLite's single writer pays most);
+        PostgreSQL does it in one statement. Only pending step runs without overlap
+        rules are marked (:func:`geartrain.queue.steps.start_steps`); a job whose step
+        run is not in ``started_steps`` is checked on its own before it runs.
         """
-        return Claimed(self.claim(queues, limit, owner, lease_seconds))
+        with transaction.atomic(using=self.alias):
+            jobs = self.claim(queues, limit, owner, lease_seconds)
+            ids = [j.step_run_id for j in jobs if j.step_run_id is not None]
+            started = steps.start_steps(self.alias, ids, timezone.now())
+        return Claimed(jobs, started)
 
     # Shared SQL fragments -------------------------------------------------------
 
