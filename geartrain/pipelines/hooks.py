@@ -25,11 +25,13 @@ class Written:
     """What :func:`finish_and_claim` did besides writing.
 
     ``discarded``: ids of jobs whose outcome was dropped (their lease was taken away).
+    ``started``: whether the outcomes started a stage (its jobs are now ready).
     ``claimed``: jobs claimed in the same transaction (a stage started), in claim
     order; ``started_steps``: the ids of their step runs marked running with them.
     """
 
     discarded: list[int]
+    started: bool = False
     claimed: list[Job] = dataclasses.field(default_factory=list)
     started_steps: set[int] = dataclasses.field(default_factory=set)
 
@@ -81,7 +83,7 @@ def finish_and_claim(
                 discarded, started = _write(
                     strategy, owner, items, runs_first=runs_first
                 )
-                written = Written(discarded)
+                written = Written(discarded, started)
                 if started and claim is not None:
                     claimed = claim()
                     written.claimed = claimed.jobs

@@ -38,6 +38,7 @@ from geartrain.tasks import timeout as task_timeout
 from geartrain.worker import outcomes
 from geartrain.worker.executor import Outcome, execute
 from geartrain.worker.prefetch import Prefetch
+from geartrain.worker.wake import Wake
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Child:
         conf: Settings,
         burst: bool = False,
         max_jobs: int | None = None,
+        wake: Wake | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.queues = list(queues)
@@ -83,6 +85,8 @@ class Child:
         self.needs_recovery = False
         self.next_promote = 0.0
         self.strategy = get_strategy(conf.DATABASE)
+        # Where the database wakes idle children itself (NOTIFY), siblings need not.
+        self.wake = None if self.strategy.supports_notify else wake
         self.prefetch = Prefetch(self.strategy, self.owner, SLOW_BATCH)
 
     def _on_term(self, signum: int, frame: Any) -> None:
@@ -111,7 +115,7 @@ class Child:
                 if claimed == 0:
                     if self.burst:
                         break
-                    self.strategy.wait_for_work(self.conf.POLL_INTERVAL)
+                    self._wait()
             self._final_flush()
             self._give_back_ahead()
         finally:
@@ -119,6 +123,12 @@ class Child:
             self.strategy.close()
             connections.close_all()
         return EXIT_RECYCLE if self._recycle_due() else EXIT_OK
+
+    def _wait(self) -> None:
+        if self.wake is not None:
+            self.wake.wait(self.conf.POLL_INTERVAL)
+        else:
+            self.strategy.wait_for_work(self.conf.POLL_INTERVAL)
 
     def _recycle_due(self) -> bool:
         return self.max_jobs is not None and self.done >= self.max_jobs
@@ -322,6 +332,8 @@ class Child:
                 )
             self.finishes = []
             self.ahead, self.ahead_steps = written.claimed, written.started_steps
+            if written.started and self.wake is not None:
+                self.wake.poke()  # the new stage's jobs are ready for the siblings too
         step_errors, self.step_errors = self.step_errors, []
         for step_run_id, error, details in step_errors:
             errors.handle(step_run_id, error, details)

@@ -31,6 +31,7 @@ from geartrain.conf import Settings
 from geartrain.scheduler.loop import Scheduler
 from geartrain.worker import lifecycle
 from geartrain.worker.child import EXIT_OK, EXIT_RECYCLE, Child
+from geartrain.worker.wake import Wake
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ def _child_main(
     conf: Settings,
     burst: bool,
     max_jobs: int | None,
+    wake: Wake | None,
 ) -> None:
     child = Child(
         worker_id=worker_id,
@@ -75,6 +77,7 @@ def _child_main(
         conf=conf,
         burst=burst,
         max_jobs=max_jobs,
+        wake=wake,
     )
     raise SystemExit(child.run())
 
@@ -118,6 +121,7 @@ class Supervisor:
         self.unrecovered: list[tuple[ChildHandle, int]] = []
         self.with_scheduler = with_scheduler
         self.scheduler: Any = None
+        self.wake: Wake | None = None
 
     # Signals ---------------------------------------------------------------------
 
@@ -131,6 +135,10 @@ class Supervisor:
             self.stopping = True
             self.stop_deadline = time.monotonic() + self.shutdown_timeout
             self._signal_children(signal.SIGTERM)
+            if (
+                self.wake is not None
+            ):  # idle children see the stop now, not after a poll
+                self.wake.poke(len(self.children))
         else:
             logger.warning("Worker %s forced to stop", self.worker_id)
             self.forced = True
@@ -158,6 +166,8 @@ class Supervisor:
             ",".join(self.queues),
             self.concurrency,
         )
+        # Opened before any fork: every child, replacements too, shares it.
+        self.wake = Wake(siblings=self.concurrency - 1)
         if self.with_scheduler:
             self._spawn_scheduler()
         for _ in range(self.concurrency):
@@ -181,6 +191,7 @@ class Supervisor:
                 self._signal_children(signal.SIGKILL)
         self._safely(lifecycle.unregister, self.worker_id, self.conf)
         connections.close_all()
+        self.wake.close()
         logger.info("Worker %s stopped", self.worker_id)
         return 1 if self.forced else 0
 
@@ -198,6 +209,7 @@ class Supervisor:
                 self.conf,
                 self.burst,
                 self.max_jobs,
+                self.wake,
             ),
             daemon=False,
         )
