@@ -4,7 +4,10 @@ A :class:`Listener` sleeps until a notification arrives on its channel, one of t
 caller's own file descriptors becomes readable (a signal's wake-up pipe) or a timeout
 passes. It waits on the connection's socket with ``select`` rather than
 ``Connection.notifies()``, so that a connection the server dropped (a restart) shows
-up as readable at once and fails the follow-up query instead of blocking.
+up as readable at once and fails the follow-up query instead of blocking. The
+notifications that made the socket readable are read from it without a query: a
+wake-up costs no round trip (a worker's is on the path from one pipeline stage to the
+next).
 
 Relies on PostgreSQL's LISTEN/NOTIFY (any supported version) and psycopg 3's
 notification handlers. A notification sent while the connection was down is lost, so
@@ -23,6 +26,7 @@ from django.db import connections
 
 logger = logging.getLogger(__name__)
 
+CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK)
 RETRY_SECONDS = 1.0
 """Longest wait between two attempts to reconnect a failed LISTEN connection."""
 
@@ -90,9 +94,8 @@ class Listener:
             raw = self._wrapper.connection
             sock = raw.pgconn.socket
             readable, _, _ = select.select([sock, *wake], [], [], timeout)
-            if sock in readable:
-                # Runs the notification handlers; raises if the server went away.
-                raw.execute("SELECT 1")
+            if sock in readable and _drain(raw):
+                self._notified = True
         except Exception:
             logger.warning(
                 "LISTEN %s connection failed; reconnecting", self.channel, exc_info=True
@@ -104,6 +107,22 @@ class Listener:
         if self._wrapper is not None:
             _close_quietly(self._wrapper)
             self._wrapper = None
+
+
+def _drain(raw: Any) -> bool:
+    """Read the notifications waiting on the socket; whether there were any.
+
+    Anything else on the socket (an error, the server closing the connection) gets a
+    query, which raises if the connection is gone.
+    """
+    pgconn = raw.pgconn
+    pgconn.consume_input()
+    notified = False
+    while pgconn.notifies() is not None:
+        notified = True
+    if not notified or pgconn.status != CONNECTION_OK:
+        raw.execute("SELECT 1")  # runs the handlers too; raises if the server left
+    return notified
 
 
 def _close_quietly(wrapper: Any) -> None:

@@ -4,31 +4,29 @@ Relies on ``FOR UPDATE SKIP LOCKED`` (PostgreSQL 9.5+): concurrent workers each 
 different set of ready rows and never wait for one another. The whole claim is one
 statement and one round trip in autocommit mode.
 
-Workers wake on ``LISTEN geartrain_job``: a statement-level trigger on the job table
-(created by migration 0002) calls ``pg_notify`` after inserts, and PostgreSQL delivers
-it
-when the inserting transaction commits (so a rolled-back enqueue wakes nobody).
+Workers wake on ``LISTEN geartrain_job`` (through :mod:`geartrain.queue.notify`): a
+statement-level trigger on the job table (created by migration 0002) calls
+``pg_notify`` after inserts, and PostgreSQL delivers it when the inserting transaction
+commits (so a rolled-back enqueue wakes nobody).
 """
 
 from __future__ import annotations
 
 import logging
-import select
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from django.db import connections
 from django.utils import timezone
 
 from geartrain import serialization
 from geartrain.models import Job, RunStatus, StepRun
 from geartrain.queue.base import BulkFixed, Claimed, ClaimStrategy, SuccessAck
+from geartrain.queue.notify import Listener
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "geartrain_job"
 LOCK = "FOR UPDATE SKIP LOCKED"
-CONNECTION_OK = 0  # libpq's CONNECTION_OK (psycopg.pq.ConnStatus.OK)
 
 
 class PostgreSQLStrategy(ClaimStrategy):
@@ -40,7 +38,7 @@ class PostgreSQLStrategy(ClaimStrategy):
 
     def __init__(self, alias: str) -> None:
         super().__init__(alias)
-        self._listener: Any = None
+        self._listener: Listener | None = None
 
     def claim_ids(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
@@ -170,58 +168,16 @@ class PostgreSQLStrategy(ClaimStrategy):
         ]
         return sql, params
 
-    def _listen(self) -> Any:
-        if self._listener is None:
-            wrapper = connections.create_connection(self.alias)
-            wrapper.ensure_connection()
-            raw = wrapper.connection
-            raw.autocommit = True
-            # Notifications only wake us; their payload does not matter.
-            raw.add_notify_handler(lambda notify: None)
-            raw.execute(f"LISTEN {CHANNEL}")
-            self._listener = wrapper
-        return self._listener.connection
-
     def wait_for_work(self, timeout: float) -> None:
-        """Sleep until a NOTIFY arrives or ``timeout`` passes.
+        """Sleep until a NOTIFY on ``geartrain_job`` arrives or ``timeout`` passes.
 
-        Waits on the socket with ``select`` rather than ``Connection.notifies()``,
-        so that a connection the server dropped (a restart) shows up as readable at
-        once and fails the follow-up read, instead of blocking. The notifications
-        are read from the socket without a query: a wake-up costs no round trip
-        (it is on the path from one pipeline stage to the next).
+        See :class:`geartrain.queue.notify.Listener`: a dropped connection is noticed
+        at once and replaced, and meanwhile the worker polls.
         """
-        if timeout <= 0:
-            return
-        try:
-            raw = self._listen()
-            readable, _, _ = select.select([raw.pgconn.socket], [], [], timeout)
-            if readable:
-                self._drain(raw)
-        except Exception:
-            logger.warning("LISTEN connection failed; polling until it is back")
-            self.close()
-            super().wait_for_work(min(timeout, 1.0))
-
-    @staticmethod
-    def _drain(raw: Any) -> None:
-        """Read the notifications that woke us, without a round trip.
-
-        Anything else on the socket (an error, the server closing the connection)
-        gets a query, which raises if the connection is gone.
-        """
-        pgconn = raw.pgconn
-        pgconn.consume_input()
-        notified = False
-        while pgconn.notifies() is not None:
-            notified = True
-        if not notified or pgconn.status != CONNECTION_OK:
-            raw.execute("SELECT 1")
+        if self._listener is None:
+            self._listener = Listener(self.alias, CHANNEL)
+        self._listener.wait(timeout)
 
     def close(self) -> None:
         if self._listener is not None:
-            try:
-                self._listener.close()
-            except Exception:
-                logger.debug("Closing the LISTEN connection failed", exc_info=True)
-            self._listener = None
+            self._listener.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection, connections, transaction
@@ -175,16 +176,23 @@ def test_a_notify_wakes_a_waiting_worker_and_a_dropped_listener_is_replaced():
     try:
         strategy.wait_for_work(0.01)  # connects and listens
         listener = strategy._listener
+        assert listener is not None
+        assert listener.connected
+        raw = listener._wrapper.connection
         tasks.noop.enqueue()  # NOTIFY on commit: already pending, so no wait
+        started = time.monotonic()
         strategy.wait_for_work(30)
-        assert strategy._listener is listener  # read without failing
+        assert time.monotonic() - started < 10
+        assert listener._wrapper.connection is raw  # read without failing
         with connection.cursor() as cursor:
-            pid = listener.connection.info.backend_pid
+            pid = raw.info.backend_pid
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        started = time.monotonic()
         strategy.wait_for_work(30)  # the socket turns readable: noticed, not waited
-        assert strategy._listener is None
+        assert time.monotonic() - started < 10
+        assert not listener.connected
         strategy.wait_for_work(0.01)
-        assert strategy._listener is not None
+        assert listener.connected
     finally:
         strategy.close()
 
