@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from geartrain.conf import configured_queues, get_settings
-from geartrain.pipelines.spec import find_cycle
+from geartrain.dag import find_cycle
 from geartrain.registry import registry
 from geartrain.scheduler import cron
 from geartrain.scheduler.misfire import CATCH_UP

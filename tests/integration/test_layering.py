@@ -32,13 +32,21 @@ FACES = (
     "geartrain.contrib",
 )
 SERVICES = ("geartrain.worker", "geartrain.pipelines", "geartrain.scheduler")
-CORE_FILES = ("registry.py", "retry.py", "serialization.py", "conf.py", "exceptions.py")
+CORE_FILES = (
+    "registry.py",
+    "retry.py",
+    "serialization.py",
+    "conf.py",
+    "exceptions.py",
+    "dag.py",
+)
 CORE_PACKAGES = ("queue", "models")
 PURE_FILES = (
     "retry.py",
     "serialization.py",
     "scheduler/cron.py",
     "pipelines/spec.py",
+    "dag.py",
 )
 PUBLIC = {"Postpone", "__version__", "bulk_enqueue", "task"}
 

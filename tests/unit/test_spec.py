@@ -18,12 +18,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from geartrain.dag import find_cycle
 from geartrain.pipelines.spec import (
     InvalidPipeline,
     PipelineSpec,
     StageSpec,
     StepSpec,
-    find_cycle,
     heaviest_first,
     merge_arguments,
     topological_stages,
