@@ -8,7 +8,13 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from geartrain.queue.base import BulkFixed, Claimed, ClaimStrategy, SuccessAck
+from geartrain.queue.base import (
+    PROMOTE_BATCH,
+    BulkFixed,
+    Claimed,
+    ClaimStrategy,
+    SuccessAck,
+)
 from geartrain.queue.mysql import MySQLStrategy
 from geartrain.queue.postgresql import PostgreSQLStrategy
 from geartrain.queue.sqlite import SQLiteStrategy
@@ -36,4 +42,11 @@ def get_strategy(alias: str) -> ClaimStrategy:
         ) from None
 
 
-__all__ = ["BulkFixed", "ClaimStrategy", "Claimed", "SuccessAck", "get_strategy"]
+__all__ = [
+    "PROMOTE_BATCH",
+    "BulkFixed",
+    "ClaimStrategy",
+    "Claimed",
+    "SuccessAck",
+    "get_strategy",
+]

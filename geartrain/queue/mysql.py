@@ -22,6 +22,15 @@ class MySQLStrategy(ClaimStrategy):
 
     vendor: ClassVar[str] = "mysql"
 
+    def _promote_sql(self) -> str:
+        # No LIMIT in an IN (subquery) here, but a one-table UPDATE takes ORDER BY
+        # and LIMIT. A row another worker is promoting is waited for, then left
+        # alone: it is no longer scheduled.
+        return (
+            f"UPDATE {self.table} SET status = 'ready' WHERE status = 'scheduled' "
+            "AND run_after <= %s ORDER BY run_after LIMIT %s"
+        )
+
     def claim_ids(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
     ) -> list[int]:

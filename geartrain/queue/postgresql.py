@@ -87,6 +87,14 @@ class PostgreSQLStrategy(ClaimStrategy):
         started = {j.started_step for j in jobs if j.started_step is not None}
         return Claimed(jobs, started)
 
+    def _promote_sql(self) -> str:
+        # Rows another worker is promoting are skipped, not waited for.
+        due = (
+            f"SELECT id FROM {self.table} WHERE status = 'scheduled' "
+            f"AND run_after <= %s ORDER BY run_after LIMIT %s {LOCK}"
+        )
+        return f"UPDATE {self.table} SET status = 'ready' WHERE id = ANY(ARRAY({due}))"
+
     def _ids_in(self) -> str:
         # "= ANY(ARRAY(subquery))" makes the planner fetch the locked ids first and
         # then update them by primary key; "IN (subquery)" can plan as a sequential

@@ -32,7 +32,7 @@ from geartrain.conf import Settings
 from geartrain.exceptions import UnknownTask
 from geartrain.models import Job, JobStatus
 from geartrain.pipelines import errors, hooks, starts
-from geartrain.queue import Claimed, SuccessAck, get_strategy
+from geartrain.queue import PROMOTE_BATCH, Claimed, SuccessAck, get_strategy
 from geartrain.registry import registry
 from geartrain.tasks import timeout as task_timeout
 from geartrain.worker import outcomes
@@ -184,8 +184,9 @@ class Child:
             self.needs_recovery = False
         now = time.monotonic()
         if now >= self.next_promote:
-            self.strategy.promote_due()
-            self.next_promote = now + self.conf.POLL_INTERVAL
+            full = self.strategy.promote_due() >= PROMOTE_BATCH
+            # More may be due: promote again next cycle, after this one's claim.
+            self.next_promote = now if full else now + self.conf.POLL_INTERVAL
         claimed = self._claim()
         if claimed.jobs:
             self._run_batch(claimed.jobs, claimed.started_steps)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from geartrain import bulk_enqueue
 from geartrain.models import Job, JobStatus
@@ -157,10 +159,6 @@ def test_renew_skips_a_job_whose_outcome_is_being_written():
 
 
 def test_promote_due_turns_scheduled_jobs_ready():
-    from datetime import timedelta
-
-    from django.utils import timezone
-
     soon = tasks.noop.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
     Job.objects.filter(pk=soon.id).update(run_after=timezone.now())
     strategy = get_strategy("default")
@@ -168,6 +166,63 @@ def test_promote_due_turns_scheduled_jobs_ready():
     assert strategy.promote_due() == 1
     assert Job.objects.get(pk=soon.id).status == JobStatus.READY
     assert strategy.next_due() is None
+
+
+def _due_jobs(count: int) -> list[str]:
+    """``count`` scheduled jobs, due in the order made, and one not yet due."""
+    now = timezone.now()
+    ids = []
+    for i in range(count):
+        job = tasks.noop.using(run_after=now + timedelta(hours=1)).enqueue()
+        Job.objects.filter(pk=job.id).update(
+            run_after=now - timedelta(minutes=count - i)
+        )
+        ids.append(job.id)
+    tasks.noop.using(run_after=now + timedelta(hours=1)).enqueue()
+    return ids
+
+
+def _ready_ids() -> list[str]:
+    ready = Job.objects.filter(status=JobStatus.READY).order_by("run_after")
+    return [str(pk) for pk in ready.values_list("pk", flat=True)]
+
+
+def test_promotion_is_bounded_and_takes_the_earliest_due_first():
+    due = _due_jobs(5)
+    strategy = get_strategy("default")
+
+    assert strategy.promote_due(limit=2) == 2
+    assert _ready_ids() == due[:2]
+    assert strategy.promote_due(limit=2) == 2
+    assert strategy.promote_due(limit=2) == 1
+    assert strategy.promote_due(limit=2) == 0
+    assert _ready_ids() == due
+    assert Job.objects.filter(status=JobStatus.SCHEDULED).count() == 1  # not yet due
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED in UPDATE")
+def test_rows_another_worker_is_promoting_are_skipped_not_waited_for():
+    due = _due_jobs(5)
+    promoting = threading.Event()
+    release = threading.Event()
+
+    def promote_two() -> None:
+        with transaction.atomic():
+            get_strategy("default").promote_due(limit=2)
+            promoting.set()
+            release.wait(10)
+        connections.close_all()
+
+    holder = threading.Thread(target=promote_two)
+    holder.start()
+    try:
+        assert promoting.wait(10)
+        # The two rows held by the open transaction are skipped at once.
+        assert get_strategy("default").promote_due(limit=10) == 3
+    finally:
+        release.set()
+        holder.join()
+    assert _ready_ids() == due
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="LISTEN/NOTIFY")

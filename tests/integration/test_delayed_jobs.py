@@ -20,7 +20,7 @@ from django.utils import timezone
 from geartrain import bulk_enqueue, compat, operations
 from geartrain.conf import get_settings
 from geartrain.models import Job, JobStatus
-from geartrain.queue import get_strategy
+from geartrain.queue import PROMOTE_BATCH, get_strategy
 from geartrain.worker.child import Child
 from tests.testapp import tasks
 
@@ -277,3 +277,28 @@ def test_stale_scheduled_with_a_bad_duration_is_a_command_error():
         "Error: argument --older-than: '3x' is not a duration. Write a number "
         "followed by s, m, h, d or w, such as 90s, 1h or 14d."
     )
+
+
+def test_a_child_promotes_a_large_backlog_a_batch_per_cycle():
+    later = timezone.now() + timedelta(hours=1)
+    bulk_enqueue(tasks.noop.using(run_after=later), [((), {})] * (PROMOTE_BATCH + 200))
+    Job.objects.update(run_after=OLD)  # all due at once
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        child = Child(
+            worker_id="test-worker",
+            queues=ALL_QUEUES,
+            slot=[0.0, 0.0],
+            conf=get_settings(),
+        )
+        child._cycle()  # one bounded promotion, then a claim
+        scheduled = Job.objects.filter(status=JobStatus.SCHEDULED)
+        assert scheduled.count() == 200
+        assert child.next_promote <= time.monotonic()  # more may be due: at once
+        child._cycle()
+        assert scheduled.count() == 0
+        assert child.next_promote > time.monotonic()  # caught up: back to polling
+        child.prefetch.close()
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
