@@ -8,15 +8,16 @@ the claim) goes through :func:`step_started` on its own before it runs.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from datetime import datetime
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from geartrain.conf import get_settings
 from geartrain.models import Job, RunStatus, StepRun
 from geartrain.pipelines import bulk, overlap
 from geartrain.pipelines.engine import complete_stage, lock_run
-from geartrain.queue import steps
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +30,10 @@ def steps_started(jobs: list[Job]) -> set[int]:
     """Mark the step runs of a claimed batch running at once; return their ids.
 
     Only pending steps without overlap rules are marked: a job whose step run is not
-    in the result goes through :func:`step_started` before it runs.
+    in the result goes through :func:`step_started` before it runs. (On PostgreSQL
+    the worker's claim has done this in its own statement: ``claim_batch``.)
     """
-    return steps.start_steps(
+    return start_steps(
         _db(),
         [j.step_run_id for j in jobs if j.step_run_id is not None],
         timezone.now(),
@@ -90,3 +92,44 @@ def _skip_overlapping(step: StepRun) -> bool:
         if stage_run.steps_left <= 0:
             complete_stage(run, stage_run)
     return True
+
+
+def start_steps(alias: str, step_run_ids: Sequence[int], now: datetime) -> set[int]:
+    """Mark pending step runs running; return the ids marked.
+
+    Steps with ``prevent_overlap`` are left alone (they need their own check), and so
+    are steps no longer pending: the caller checks those one by one.
+    """
+    ids = sorted(set(step_run_ids))
+    if not ids:
+        return set()
+    conn = connections[alias]
+    table = StepRun._meta.db_table
+    marks = ", ".join(["%s"] * len(ids))
+    sql = (
+        f"UPDATE {table} SET status = %s, started_at = %s "
+        f"WHERE id IN ({marks}) AND status = %s AND prevent_overlap = %s"
+    )
+    params = [
+        RunStatus.RUNNING,
+        conn.ops.adapt_datetimefield_value(now),
+        *ids,
+        RunStatus.PENDING,
+        False,
+    ]
+    if conn.vendor == "postgresql" and not conn.in_atomic_block:
+        # Like the claim, this commit need not wait for the disk: a start lost in a
+        # crash leaves the step pending, and its outcome fills started_at from the
+        # job. set_config(..., true) lasts for this statement's transaction only (so
+        # never inside a caller's: a worker's outcomes must commit durably).
+        sql += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
+    with conn.cursor() as cursor:
+        if conn.vendor in ("postgresql", "sqlite"):
+            cursor.execute(f"{sql} RETURNING id", params)
+            return {int(row[0]) for row in cursor.fetchall()}
+        cursor.execute(sql, params)
+        if not cursor.rowcount:
+            return set()
+    # Steps already running (a retry) are in too: step_started() lets them run.
+    started = StepRun.objects.using(alias).filter(pk__in=ids, status=RunStatus.RUNNING)
+    return set(started.values_list("pk", flat=True))
