@@ -2,28 +2,26 @@
 
 Django has no nested inlines, so steps get their own formset on the pipeline page
 (:class:`PipelineStepFormSet`), each step with a ``stage`` select limited to the
-pipeline's saved stages. Saving (:func:`save_stages`, :func:`save_steps`) happens in
-the admin's transaction; :func:`definition_problems` then checks the whole saved
-definition and the admin rolls everything back when it breaks a rule.
+pipeline's saved stages. Saving them, and checking the saved definition, is
+:mod:`geartrain.admin.pipeline_saving`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
-from geartrain.admin.base import SaveRejected
 from geartrain.admin.schedule_forms import TimeZoneInput
 from geartrain.conf import configured_queues
 from geartrain.models import Pipeline, Stage, Step
 from geartrain.models.schedule_rules import default_time_zone
-from geartrain.pipelines import errors, launching
+from geartrain.pipelines import errors
 from geartrain.pipelines import spec as specs
 from geartrain.registry import registry
 
@@ -42,10 +40,6 @@ else:
     _StepFormSetBase = forms.BaseModelFormSet
 
 JSON_OBJECT_HINT = 'Write a JSON object such as {"day": "2024-01-31"}'
-
-
-class DefinitionRejected(SaveRejected):
-    """The saved definition breaks rules; the admin rolls the save back."""
 
 
 def json_kind(value: Any) -> str:
@@ -353,65 +347,3 @@ class PipelineStepFormSet(_StepFormSetBase):
         field = form.fields.get("stage")
         if isinstance(field, StepStageField):
             field.queryset = pipeline_stages(self.instance).order_by("name")
-
-
-def save_stages(formset: StageFormSet, using: str) -> set[int]:
-    """Save the stage formset, deletions first; returns the deleted stages' ids.
-
-    A kept stage stops depending on a stage deleted by the same save.
-    """
-    formset.save(commit=False)
-    gone = {obj.pk for obj in formset.deleted_objects}
-    for obj in formset.deleted_objects:
-        obj.delete(using=using)
-    for form in formset.saved_forms:
-        depends = form.cleaned_data.get("depends_on")
-        if depends is not None:
-            form.cleaned_data["depends_on"] = [s for s in depends if s.pk not in gone]
-        form.instance.save(using=using)
-    formset.save_m2m()
-    return gone
-
-
-def save_steps(
-    formset: PipelineStepFormSet, gone: Collection[int], using: str
-) -> list[str]:
-    """Save the step formset; returns problems (steps left in deleted stages)."""
-    formset.save(commit=False)
-    problems = []
-    for obj in formset.deleted_objects:
-        if obj.stage_id not in gone:
-            obj.delete(using=using)
-    for form in formset.saved_forms:
-        step = form.instance
-        if step.stage_id in gone:
-            problems.append(
-                f"Step {step.name!r} is in stage {step.stage.name!r}, which this save "
-                "deletes. Move the step to another stage, or delete it too."
-            )
-        else:
-            step.save(using=using)
-    return problems
-
-
-def definition_problems(pipeline: Pipeline) -> list[str]:
-    """Every rule the saved definition of ``pipeline`` breaks (empty when valid)."""
-    through = Stage.depends_on.through.objects.using(pipeline._state.db)
-    foreign = through.filter(from_stage__pipeline=pipeline).exclude(
-        to_stage__pipeline=pipeline
-    )
-    problems = [
-        f"Stage {edge.from_stage.name!r} depends on {edge.to_stage.name!r}, which "
-        f"is not a stage of pipeline {pipeline.name!r}. Depend only on stages of the "
-        "same pipeline."
-        for edge in foreign.select_related("from_stage", "to_stage")
-    ]
-    try:
-        specs.validate(
-            pipeline.to_spec(),
-            signatures=launching.signatures(),
-            queues=configured_queues(),
-        )
-    except specs.InvalidPipeline as exc:
-        problems += exc.problems
-    return problems

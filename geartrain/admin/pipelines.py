@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from geartrain.admin import pipeline_forms as pforms
+from geartrain.admin import pipeline_saving as saving
 from geartrain.admin.base import RollbackAdmin
 from geartrain.admin.pages import pipeline_picture, run_badge
 from geartrain.admin.schedule_pages import pipeline_schedule_text
@@ -198,14 +199,14 @@ class PipelineAdmin(RollbackAdmin[Pipeline]):
         problems: list[str] = []
         for formset in formsets:
             if isinstance(formset, pforms.StageFormSet):
-                gone |= pforms.save_stages(formset, _db())
+                gone |= saving.save_stages(formset, _db())
             elif isinstance(formset, pforms.PipelineStepFormSet):
-                problems += pforms.save_steps(formset, gone, _db())
+                problems += saving.save_steps(formset, gone, _db())
             else:  # pragma: no cover (no other inlines)
                 self.save_formset(request, form, formset, change)
-        problems += pforms.definition_problems(form.instance)
+        problems += saving.definition_problems(form.instance)
         if problems:
-            raise pforms.DefinitionRejected(problems)
+            raise saving.DefinitionRejected(problems)
 
     def response_change(self, request: HttpRequest, obj: Pipeline) -> HttpResponse:
         if "_saveandlaunch" not in request.POST:
