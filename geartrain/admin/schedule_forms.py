@@ -105,25 +105,7 @@ class ScheduleForm(PlacedErrorsMixin, _ScheduleFormBase):
 
     class Meta:
         model = Schedule
-        fields = (
-            "name",
-            "description",
-            "enabled",
-            "cron",
-            "timezone",
-            "cron_base",
-            "end_at",
-            "pipeline",
-            "task_path",
-            "args",
-            "kwargs",
-            "queue",
-            "priority",
-            "misfire",
-            "grace_seconds",
-            "catch_up_limit",
-            "skip_if_running",
-        )
+        fields = Schedule.CONFIG_FIELDS  # the admin's fieldsets give the order
         widgets = {
             "description": forms.Textarea(attrs={"rows": 2, "cols": 60}),
             "cron": forms.TextInput(attrs={"size": 30, "autocomplete": "off"}),

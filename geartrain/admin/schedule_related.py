@@ -53,30 +53,30 @@ class TargetKindFilter(admin.SimpleListFilter):
         return queryset
 
 
-class DependentOnInline(_DependencyInlineBase):
-    """The schedules this one waits for (it is the depender)."""
+class _DependencyInline(_DependencyInlineBase):
+    """What both sides of a schedule's dependencies show."""
 
     model = ScheduleDependency
     form = sforms.DependencyForm
-    fk_name = "depender"
-    fields = ("dependee", "future", "on_failure", "changed_at")
     readonly_fields = ("changed_at",)
     extra = 0
     classes = ("geartrain-dependencies",)
+
+
+class DependentOnInline(_DependencyInline):
+    """The schedules this one waits for (it is the depender)."""
+
+    fk_name = "depender"
+    fields = ("dependee", "future", "on_failure", "changed_at")
     verbose_name = gettext_lazy("dependency")
     verbose_name_plural = gettext_lazy("Dependent on")
 
 
-class DependentByInline(_DependencyInlineBase):
+class DependentByInline(_DependencyInline):
     """The schedules that wait for this one (it is the dependee)."""
 
-    model = ScheduleDependency
-    form = sforms.DependencyForm
     fk_name = "dependee"
     fields = ("depender", "future", "on_failure", "changed_at")
-    readonly_fields = ("changed_at",)
-    extra = 0
-    classes = ("geartrain-dependencies",)
     verbose_name = gettext_lazy("dependent schedule")
     verbose_name_plural = gettext_lazy("Dependent by")
 

@@ -34,7 +34,6 @@ def steps_started(jobs: list[Job]) -> set[int]:
     the worker's claim has done this in its own statement: ``claim_batch``.)
     """
     return start_steps(
-        _db(),
         [j.step_run_id for j in jobs if j.step_run_id is not None],
         timezone.now(),
     )
@@ -94,7 +93,7 @@ def _skip_overlapping(step: StepRun) -> bool:
     return True
 
 
-def start_steps(alias: str, step_run_ids: Sequence[int], now: datetime) -> set[int]:
+def start_steps(step_run_ids: Sequence[int], now: datetime) -> set[int]:
     """Mark pending step runs running; return the ids marked.
 
     Steps with ``prevent_overlap`` are left alone (they need their own check), and so
@@ -103,7 +102,7 @@ def start_steps(alias: str, step_run_ids: Sequence[int], now: datetime) -> set[i
     ids = sorted(set(step_run_ids))
     if not ids:
         return set()
-    conn = connections[alias]
+    conn = connections[_db()]
     table = StepRun._meta.db_table
     marks = ", ".join(["%s"] * len(ids))
     sql = (
@@ -131,5 +130,5 @@ def start_steps(alias: str, step_run_ids: Sequence[int], now: datetime) -> set[i
         if not cursor.rowcount:
             return set()
     # Steps already running (a retry) are in too: step_started() lets them run.
-    started = StepRun.objects.using(alias).filter(pk__in=ids, status=RunStatus.RUNNING)
+    started = StepRun.objects.using(_db()).filter(pk__in=ids, status=RunStatus.RUNNING)
     return set(started.values_list("pk", flat=True))

@@ -144,16 +144,13 @@ class ClaimStrategy:
         lease_seconds: float,
         lock: str,
         ids_in: str = "id IN ({})",
-        prefix: str = "",
     ) -> list[int]:
         """One-statement claim for vendors with ``UPDATE … RETURNING``.
 
         ``lock`` is appended to the inner SELECT (``FOR UPDATE SKIP LOCKED`` or "");
         ``ids_in`` is how the outer UPDATE matches the selected ids.
         """
-        sql, params = self._claim_sql(
-            queues, limit, owner, lease_seconds, lock, ids_in, prefix
-        )
+        sql, params = self._claim_sql(queues, limit, owner, lease_seconds, lock, ids_in)
         with self.connection.cursor() as cursor:
             cursor.execute(f"{sql} RETURNING id, priority, run_after", params)
             rows = cursor.fetchall()
@@ -199,13 +196,12 @@ class ClaimStrategy:
         lease_seconds: float,
         lock: str,
         ids_in: str,
-        prefix: str = "",
     ) -> tuple[str, list[Any]]:
         now, expires = self._times(lease_seconds)
         where, qparams = self._ready_sql(queues)
         inner = f"SELECT id FROM {self.table} WHERE {where} LIMIT %s {lock}"
         sql = (
-            f"{prefix}UPDATE {self.table} SET {self._set_claimed_sql()} "
+            f"UPDATE {self.table} SET {self._set_claimed_sql()} "
             f"WHERE {ids_in.format(inner)}"
         )
         return sql, [owner, expires, now, now, *qparams, limit]

@@ -12,7 +12,6 @@ commits (so a rolled-back enqueue wakes nobody).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -22,8 +21,6 @@ from geartrain import serialization
 from geartrain.models import Job, RunStatus, StepRun
 from geartrain.queue.base import BulkFixed, Claimed, ClaimStrategy, SuccessAck
 from geartrain.queue.notify import Listener
-
-logger = logging.getLogger(__name__)
 
 CHANNEL = "geartrain_job"
 LOCK = "FOR UPDATE SKIP LOCKED"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
@@ -22,29 +24,40 @@ def claim(limit: int, owner: str = "w/1") -> list[Job]:
     return get_strategy("default").claim(["default"], limit, owner, 30)
 
 
-@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has one writer")
-def test_a_row_locked_elsewhere_is_skipped_not_waited_for():
-    first, second, third = (tasks.add.enqueue(i, i) for i in range(3))
-    locked = threading.Event()
+@contextlib.contextmanager
+def held_elsewhere(hold: Callable[[], object]) -> Iterator[None]:
+    """Run ``hold`` in another thread's transaction, left open until the block ends.
+
+    The rows ``hold`` locks stay locked meanwhile.
+    """
+    held = threading.Event()
     release = threading.Event()
 
-    def hold_lock() -> None:
+    def run() -> None:
         with transaction.atomic():
-            Job.objects.select_for_update().get(pk=first.id)
-            locked.set()
+            hold()
+            held.set()
             release.wait(10)
         connections.close_all()
 
-    holder = threading.Thread(target=hold_lock)
+    holder = threading.Thread(target=run)
     holder.start()
     try:
-        assert locked.wait(10)
-        claimed = claim(3)
-        # The locked row is skipped at once; the other two are claimed.
-        assert [str(j.pk) for j in claimed] == [second.id, third.id]
+        assert held.wait(10)
+        yield
     finally:
         release.set()
         holder.join()
+
+
+@pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite has one writer")
+def test_a_row_locked_elsewhere_is_skipped_not_waited_for():
+    first, second, third = (tasks.add.enqueue(i, i) for i in range(3))
+
+    with held_elsewhere(lambda: Job.objects.select_for_update().get(pk=first.id)):
+        claimed = claim(3)
+        # The locked row is skipped at once; the other two are claimed.
+        assert [str(j.pk) for j in claimed] == [second.id, third.id]
     assert [str(j.pk) for j in claim(3)] == [first.id]
 
 
@@ -203,25 +216,10 @@ def test_promotion_is_bounded_and_takes_the_earliest_due_first():
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SKIP LOCKED in UPDATE")
 def test_rows_another_worker_is_promoting_are_skipped_not_waited_for():
     due = _due_jobs(5)
-    promoting = threading.Event()
-    release = threading.Event()
 
-    def promote_two() -> None:
-        with transaction.atomic():
-            get_strategy("default").promote_due(limit=2)
-            promoting.set()
-            release.wait(10)
-        connections.close_all()
-
-    holder = threading.Thread(target=promote_two)
-    holder.start()
-    try:
-        assert promoting.wait(10)
+    with held_elsewhere(lambda: get_strategy("default").promote_due(limit=2)):
         # The two rows held by the open transaction are skipped at once.
         assert get_strategy("default").promote_due(limit=10) == 3
-    finally:
-        release.set()
-        holder.join()
     assert _ready_ids() == due
 
 

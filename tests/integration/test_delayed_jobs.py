@@ -7,8 +7,10 @@ A delayed job is stored as one ``scheduled`` row; a worker's poll promotes it to
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 
@@ -145,20 +147,28 @@ def test_a_burst_worker_child_runs_due_jobs_and_leaves_future_ones():
     assert tasks.add.get_result(due.id).return_value == 5
 
 
-def _run_burst_child() -> None:
+@contextlib.contextmanager
+def in_process_child(*, burst: bool = False) -> Iterator[Child]:
+    """A worker child of this process; the signal handlers it sets are put back."""
     saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    child = Child(
+        worker_id="test-worker",
+        queues=ALL_QUEUES,
+        slot=[0.0, 0.0],
+        conf=get_settings(),
+        burst=burst,
+    )
     try:
-        child = Child(
-            worker_id="test-worker",
-            queues=ALL_QUEUES,
-            slot=[0.0, 0.0],
-            conf=get_settings(),
-            burst=True,
-        )
-        assert child.run() == 0
+        yield child
     finally:
+        child.prefetch.close()
         for sig, handler in saved.items():
             signal.signal(sig, handler)
+
+
+def _run_burst_child() -> None:
+    with in_process_child(burst=True) as child:
+        assert child.run() == 0
 
 
 # Row 97: queue and priority survive the wait ----------------------------------------
@@ -283,14 +293,7 @@ def test_a_child_promotes_a_large_backlog_a_batch_per_cycle():
     later = timezone.now() + timedelta(hours=1)
     bulk_enqueue(tasks.noop.using(run_after=later), [((), {})] * (PROMOTE_BATCH + 200))
     Job.objects.update(run_after=OLD)  # all due at once
-    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        child = Child(
-            worker_id="test-worker",
-            queues=ALL_QUEUES,
-            slot=[0.0, 0.0],
-            conf=get_settings(),
-        )
+    with in_process_child() as child:
         child._cycle()  # one bounded promotion, then a claim
         scheduled = Job.objects.filter(status=JobStatus.SCHEDULED)
         assert scheduled.count() == 200
@@ -298,7 +301,3 @@ def test_a_child_promotes_a_large_backlog_a_batch_per_cycle():
         child._cycle()
         assert scheduled.count() == 0
         assert child.next_promote > time.monotonic()  # caught up: back to polling
-        child.prefetch.close()
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
