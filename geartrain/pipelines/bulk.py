@@ -107,7 +107,7 @@ def _connection() -> Any:
     return connections[_db()]
 
 
-def _has_returning() -> bool:
+def has_returning() -> bool:
     # UPDATE … RETURNING: PostgreSQL, SQLite 3.35+ (the claim relies on it already);
     # MariaDB has RETURNING only for INSERT and DELETE, MySQL not at all.
     return _connection().vendor in ("postgresql", "sqlite")
@@ -267,7 +267,7 @@ def count_down(stage_run_id: int, finished: int, **fields: Any) -> StageRun:
     ``status`` and ``steps_left`` (what completing it needs).
     """
     table = StageRun._meta.db_table
-    if not fields and _has_returning():
+    if not fields and has_returning():
         with _connection().cursor() as cursor:
             cursor.execute(
                 f"UPDATE {table} SET steps_left = steps_left - %s WHERE id = %s "

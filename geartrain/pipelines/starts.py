@@ -123,7 +123,7 @@ def start_steps(step_run_ids: Sequence[int], now: datetime) -> set[int]:
         # never inside a caller's: a worker's outcomes must commit durably).
         sql += " AND set_config('synchronous_commit', 'off', true) IS NOT NULL"
     with conn.cursor() as cursor:
-        if conn.vendor in ("postgresql", "sqlite"):
+        if bulk.has_returning():
             cursor.execute(f"{sql} RETURNING id", params)
             return {int(row[0]) for row in cursor.fetchall()}
         cursor.execute(sql, params)

@@ -8,15 +8,10 @@ from __future__ import annotations
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 
-from geartrain.queue.base import (
-    PROMOTE_BATCH,
-    BulkFixed,
-    Claimed,
-    ClaimStrategy,
-    SuccessAck,
-)
+from geartrain.queue.base import PROMOTE_BATCH, Claimed, ClaimStrategy, SuccessAck
 from geartrain.queue.mysql import MySQLStrategy
 from geartrain.queue.postgresql import PostgreSQLStrategy
+from geartrain.queue.rows import BulkFixed
 from geartrain.queue.sqlite import SQLiteStrategy
 
 STRATEGIES: dict[str, type[ClaimStrategy]] = {

@@ -9,6 +9,7 @@ A *lease* is a claimed job's reservation: ``lease_owner`` (the worker child's id
 from __future__ import annotations
 
 import dataclasses
+import select
 import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from django.db.models import Case, F, JSONField, Min, Value, When
 from django.utils import timezone
 
 from geartrain.models import Job, JobStatus, RunStatus, StepRun
+from geartrain.queue.rows import BulkFixed, insert_rows
 
 PROMOTE_BATCH = 1000
 """Most scheduled jobs one promotion statement makes ready."""
@@ -32,19 +34,6 @@ class SuccessAck:
     finished_at: datetime
     return_value: Any
     attempt_log: list[dict[str, Any]]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class BulkFixed:
-    """What every job of one bulk insert shares."""
-
-    task_path: str
-    backend: str
-    queue: str
-    priority: int
-    status: str
-    run_after: datetime
-    enqueued_at: datetime
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,7 +53,8 @@ class ClaimStrategy:
 
     vendor: ClassVar[str] = ""
     supports_notify: ClassVar[bool] = False
-    supports_fast_bulk_insert: ClassVar[bool] = False
+    promote_lock: ClassVar[str] = ""
+    promote_ids_in: ClassVar[str] = "id IN ({})"
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
@@ -73,6 +63,15 @@ class ClaimStrategy:
     @property
     def connection(self) -> Any:
         return connections[self.alias]
+
+    @property
+    def supports_fast_bulk_insert(self) -> bool:
+        """Whether :meth:`bulk_insert` works here.
+
+        Every supported vendor but MySQL returns the ids of a multi-row insert
+        (SQLite 3.35+, MariaDB 10.5+); MySQL keeps the ORM's path.
+        """
+        return bool(self.connection.features.can_return_rows_from_bulk_insert)
 
     def claim_ids(
         self, queues: Sequence[str], limit: int, owner: str, lease_seconds: float
@@ -209,8 +208,13 @@ class ClaimStrategy:
     def bulk_insert(
         self, fixed: BulkFixed, calls: Sequence[tuple[str, str]]
     ) -> list[int]:
-        """Insert jobs in one statement (only where ``supports_fast_bulk_insert``)."""
-        raise NotImplementedError
+        """Insert one ready or scheduled job per ``(args JSON, kwargs JSON)`` pair.
+
+        Returns their ids in the order of ``calls``. Multi-row ``INSERT … RETURNING``
+        statements (:mod:`geartrain.queue.rows`), only where
+        :attr:`supports_fast_bulk_insert`.
+        """
+        return insert_rows(self.connection, self.table, fixed, calls)
 
     # Writes after a claim ---------------------------------------------------------
 
@@ -358,12 +362,17 @@ class ClaimStrategy:
             return int(cursor.rowcount)
 
     def _promote_sql(self) -> str:
-        """The bounded promotion; params: now, limit (SQLite's form here)."""
+        """The bounded promotion; params: now, limit.
+
+        The due rows are selected with :attr:`promote_lock` and matched with
+        :attr:`promote_ids_in`, as a claim's ready rows are.
+        """
         due = (
             f"SELECT id FROM {self.table} WHERE status = 'scheduled' "
-            "AND run_after <= %s ORDER BY run_after LIMIT %s"
+            f"AND run_after <= %s ORDER BY run_after LIMIT %s {self.promote_lock}"
         )
-        return f"UPDATE {self.table} SET status = 'ready' WHERE id IN ({due})"
+        where = self.promote_ids_in.format(due)
+        return f"UPDATE {self.table} SET status = 'ready' WHERE {where}"
 
     def next_due(self) -> datetime | None:
         """When the earliest scheduled job becomes due, if any."""
@@ -376,10 +385,18 @@ class ClaimStrategy:
 
     # Waiting -------------------------------------------------------------------
 
-    def wait_for_work(self, timeout: float) -> None:
-        """Block up to ``timeout`` seconds or until new work may be available."""
-        if timeout > 0:
+    def wait_for_work(self, timeout: float, wake: Sequence[int] = ()) -> bool:
+        """Block up to ``timeout`` seconds or until new work may be available.
+
+        Returns early when a descriptor in ``wake`` turns readable (the caller reads
+        it). Whether the database signalled new work: never here, only where it can
+        (PostgreSQL's ``NOTIFY``).
+        """
+        if wake:
+            select.select(list(wake), [], [], max(0.0, timeout))
+        elif timeout > 0:
             time.sleep(timeout)
+        return False
 
     def close(self) -> None:
         """Release resources held for waiting (LISTEN connections)."""

@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from geartrain import serialization
 from geartrain.models import Job, RunStatus, StepRun
-from geartrain.queue.base import BulkFixed, Claimed, ClaimStrategy, SuccessAck
+from geartrain.queue.base import Claimed, ClaimStrategy, SuccessAck
 from geartrain.queue.notify import Listener
+from geartrain.queue.rows import BulkFixed
 
 CHANNEL = "geartrain_job"
 LOCK = "FOR UPDATE SKIP LOCKED"
@@ -31,7 +32,9 @@ class PostgreSQLStrategy(ClaimStrategy):
 
     vendor: ClassVar[str] = "postgresql"
     supports_notify: ClassVar[bool] = True
-    supports_fast_bulk_insert: ClassVar[bool] = True
+    # Promotion: rows another worker is promoting are skipped, not waited for.
+    promote_lock: ClassVar[str] = LOCK
+    promote_ids_in: ClassVar[str] = "id = ANY(ARRAY({}))"
 
     def __init__(self, alias: str) -> None:
         super().__init__(alias)
@@ -83,14 +86,6 @@ class PostgreSQLStrategy(ClaimStrategy):
         )
         started = {j.started_step for j in jobs if j.started_step is not None}
         return Claimed(jobs, started)
-
-    def _promote_sql(self) -> str:
-        # Rows another worker is promoting are skipped, not waited for.
-        due = (
-            f"SELECT id FROM {self.table} WHERE status = 'scheduled' "
-            f"AND run_after <= %s ORDER BY run_after LIMIT %s {LOCK}"
-        )
-        return f"UPDATE {self.table} SET status = 'ready' WHERE id = ANY(ARRAY({due}))"
 
     def _ids_in(self) -> str:
         # "= ANY(ARRAY(subquery))" makes the planner fetch the locked ids first and
@@ -173,15 +168,17 @@ class PostgreSQLStrategy(ClaimStrategy):
         ]
         return sql, params
 
-    def wait_for_work(self, timeout: float) -> None:
+    def wait_for_work(self, timeout: float, wake: Sequence[int] = ()) -> bool:
         """Sleep until a NOTIFY on ``geartrain_job`` arrives or ``timeout`` passes.
 
-        See :class:`geartrain.queue.notify.Listener`: a dropped connection is noticed
-        at once and replaced, and meanwhile the worker polls.
+        Or until a descriptor in ``wake`` is readable (the caller reads it). Returns
+        whether it was notified. See :class:`geartrain.queue.notify.Listener`: a
+        dropped connection is noticed at once and replaced, and meanwhile the worker
+        polls.
         """
         if self._listener is None:
             self._listener = Listener(self.alias, CHANNEL)
-        self._listener.wait(timeout)
+        return self._listener.wait(timeout, wake)
 
     def close(self) -> None:
         if self._listener is not None:

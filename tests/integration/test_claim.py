@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -248,6 +249,23 @@ def test_a_notify_wakes_a_waiting_worker_and_a_dropped_listener_is_replaced():
         assert listener.connected
     finally:
         strategy.close()
+
+
+def test_a_wait_for_work_ends_when_a_wake_descriptor_turns_readable():
+    # The worker's stop pipe (geartrain.worker.wake): on PostgreSQL an idle child
+    # waits on it beside LISTEN, elsewhere (without a supervisor) beside its sleep.
+    strategy = get_strategy("default")
+    read, write = os.pipe()
+    try:
+        strategy.wait_for_work(0.01)  # PostgreSQL: connects and listens first
+        os.write(write, b"\0")
+        started = time.monotonic()
+        assert strategy.wait_for_work(30, [read]) is False  # woken, not notified
+        assert time.monotonic() - started < 10
+    finally:
+        strategy.close()
+        os.close(read)
+        os.close(write)
 
 
 def test_a_claimed_job_comes_back_whole():
