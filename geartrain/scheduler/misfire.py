@@ -5,13 +5,16 @@ than ``grace`` seconds in the past (a scheduler was down, or the slot was held b
 dependency). The policies:
 
 ``catch_up``
-    Every due slot fires, oldest first, at most ``limit`` of them: the latest
-    ``limit`` fire and older ones are dropped.
+    Every due slot fires, oldest first.
 ``coalesce``
     Late slots become one run, for the latest of them; slots within the grace
     period fire normally.
 ``skip``
     Late slots are dropped; slots within the grace period fire.
+
+Whatever the policy, at most ``limit`` slots fire at once: the latest of those the
+policy fires; the older ones are dropped too. So a long grace period after a long
+outage fires no more than a catch-up would.
 
 :func:`plan` returns the decision; the scheduler records it. Nothing here touches the
 database, so the rules are tested in milliseconds against a simulated clock.
@@ -96,36 +99,67 @@ def plan(
     horizon = now if end is None else min(now, end)
     cutoff = now - timedelta(seconds=grace or 0)
     keep = limit if policy == CATCH_UP else 1
+    # Late slots (every due slot with catch_up) and on-time ones, each with a tally
+    # of those pushed out; a tally that reaches SCAN_LIMIT leaps once.
     late, kept = _Tally(), deque[datetime](maxlen=keep)
-    on_time: list[datetime] = []
+    over, on_time = _Tally(), deque[datetime](maxlen=limit)
+    leapt_late = leapt_over = False
     slot: datetime | None = next_slot
     while slot is not None and slot <= horizon:
         if policy == CATCH_UP or slot < cutoff:  # late: more than grace seconds ago
-            if len(kept) == kept.maxlen:
-                late.add(kept[0])
-            kept.append(slot)
+            _push(kept, slot, late)
         else:
-            on_time.append(slot)
-        if late.count == SCAN_LIMIT:
+            _push(on_time, slot, over)
+        if late.count >= SCAN_LIMIT and not leapt_late:
+            leapt_late = True
             boundary = horizon if policy == CATCH_UP else min(horizon, cutoff - _TICK)
             slot = _leap(expression, tz, slot, boundary, keep + 1)
+        elif over.count >= SCAN_LIMIT and not leapt_over:
+            leapt_over = True
+            slot = _leap(expression, tz, slot, horizon, limit + 1)
         slot = next_fire(expression, slot, tz)
     if end is not None and slot is not None and slot > end:
         slot = None
-    if policy == SKIP:
+    reason = _settle(policy, kept, on_time, late, over, grace, limit)
+    return _plan([*kept, *on_time], late, over, reason, slot)
+
+
+def _settle(
+    policy: str,
+    kept: deque[datetime],
+    on_time: deque[datetime],
+    late: _Tally,
+    over: _Tally,
+    grace: float | None,
+    limit: int,
+) -> str:
+    """Drop what the policy drops from ``kept``; the reason for every slot dropped."""
+    reasons = []
+    if policy == CATCH_UP:
+        capped = late.count > 0
+    elif policy == SKIP:
         if kept:
             late.add(kept.pop())
-        reason = (
-            f"more than {grace:.15g} s late (misfire policy skip)" if late.count else ""
-        )
-        return _plan(on_time, late, reason, slot)
-    fire = [*kept, *on_time]
-    reason = ""
-    if late.count and policy == COALESCE:
-        reason = f"coalesced into the run of slot {kept[-1].isoformat()}"
-    elif late.count:
-        reason = f"beyond the catch-up limit of {limit} slots"
-    return _plan(fire, late, reason, slot)
+        if late.count:
+            reasons.append(f"more than {grace:.15g} s late (misfire policy skip)")
+        capped = over.count > 0
+    else:
+        if kept and len(kept) + len(on_time) > limit:
+            late.add(kept.pop())  # no room left for the coalesced run
+        if kept and late.count:
+            reasons.append(f"coalesced into the run of slot {kept[-1].isoformat()}")
+        # With nothing late kept, whatever was dropped made room for on-time slots.
+        capped = not kept and bool(late.count or over.count)
+    if capped:
+        reasons.append(f"beyond the catch-up limit of {limit} slots")
+    return "; ".join(reasons)
+
+
+def _push(slots: deque[datetime], slot: datetime, pushed_out: _Tally) -> None:
+    """Append ``slot``; count the oldest one out when ``slots`` is full."""
+    if len(slots) == slots.maxlen:
+        pushed_out.add(slots[0])
+    slots.append(slot)
 
 
 def _leap(
@@ -165,13 +199,18 @@ def _leap(
 
 
 def _plan(
-    fire: list[datetime], late: _Tally, reason: str, next_slot: datetime | None
+    fire: list[datetime],
+    late: _Tally,
+    over: _Tally,
+    reason: str,
+    next_slot: datetime | None,
 ) -> Plan:
+    """The plan; every late slot dropped comes before every on-time one dropped."""
     return Plan(
         fire=tuple(fire),
-        dropped=late.count,
-        first_dropped=late.first,
-        last_dropped=late.last,
+        dropped=late.count + over.count,
+        first_dropped=late.first or over.first,
+        last_dropped=over.last or late.last,
         reason=reason,
         next_slot=next_slot,
     )

@@ -259,11 +259,15 @@ def _advance(
 def _record_dropped(schedule: Schedule, plan: misfire.Plan, now: datetime) -> None:
     if plan.last_dropped is None or plan.first_dropped is None:
         return
+    # Past SCAN_LIMIT the middle of a backlog is leapt over, not counted.
+    count = str(plan.dropped)
+    if plan.dropped >= misfire.SCAN_LIMIT:
+        count = f"at least {count}"
     if plan.dropped == 1:
         reason = f"1 slot {plan.reason}"
     else:
         reason = (
-            f"{plan.dropped} slots from {plan.first_dropped.isoformat()} to "
+            f"{count} slots from {plan.first_dropped.isoformat()} to "
             f"{plan.last_dropped.isoformat()} {plan.reason}"
         )
     firing.record_skip(schedule, plan.last_dropped, reason, now=now)

@@ -126,6 +126,32 @@ def test_skip_drops_late_slots_and_keeps_those_within_grace():
     assert schedule.next_slot == BASE + timedelta(hours=1, minutes=5)
 
 
+def test_skip_fires_no_more_than_the_limit_of_slots_within_grace():
+    schedule = every_5_minutes(misfire="skip", grace_seconds=1800, catch_up_limit=2)
+    ticker.tick(BASE + timedelta(hours=1, seconds=30))  # 08:35 to 09:00 within grace
+    assert fired_slots(schedule) == [BASE + timedelta(minutes=m) for m in (55, 60)]
+    skipped = schedule.fires.get(status=FireStatus.SKIPPED)
+    assert skipped.slot == BASE + timedelta(minutes=50)
+    assert skipped.reason == (
+        "10 slots from 2026-03-02T08:05:00+00:00 to 2026-03-02T08:50:00+00:00 "
+        "more than 1800 s late (misfire policy skip); "
+        "beyond the catch-up limit of 2 slots"
+    )
+
+
+def test_a_backlog_past_the_scan_limit_is_counted_as_at_least():
+    schedule = every_5_minutes(misfire="coalesce", grace_seconds=60)
+    end = BASE + timedelta(days=30)
+    ticker.tick(end + timedelta(seconds=1))  # 8,640 slots, all but the last late
+    assert fired_slots(schedule) == [end - timedelta(minutes=5), end]
+    skipped = schedule.fires.get(status=FireStatus.SKIPPED)
+    assert skipped.reason == (
+        "at least 2002 slots from 2026-03-02T08:05:00+00:00 to "
+        "2026-04-01T07:50:00+00:00 coalesced into the run of slot "
+        "2026-04-01T07:55:00+00:00"
+    )
+
+
 def test_coalesce_runs_once_for_the_latest_missed_slot():
     schedule = every_5_minutes(misfire="coalesce", grace_seconds=60)
     ticker.tick(BASE + timedelta(hours=1, minutes=2))  # all 12 slots are late

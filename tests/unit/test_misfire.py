@@ -4,9 +4,10 @@ The oracle lists the due slots minute by minute with ``fires_at`` from test_cron
 evaluator independent of the cron module), then applies each policy's documented rule:
 
 * a due slot is *late* when it is more than ``grace`` seconds before ``now``;
-* ``catch_up`` fires the latest ``limit`` due slots, oldest first;
+* ``catch_up`` fires the due slots;
 * ``skip`` fires the due slots that are not late;
 * ``coalesce`` fires the latest late slot, then the ones that are not late;
+* of those, only the latest ``limit`` fire, whatever the policy;
 * every other due slot is dropped, and ``next_slot`` is the first slot after ``now``
   (or after ``end``), None once that is past ``end``.
 """
@@ -138,12 +139,21 @@ def expected_plan(case: Case) -> Plan:
         if dropped:
             reason = f"beyond the catch-up limit of {case.limit} slots"
     elif case.policy == SKIP:
-        fire, dropped = on_time, late
-        if dropped:
-            reason = f"more than {case.grace:.15g} s late (misfire policy skip)"
+        fire = on_time[-case.limit :]
+        dropped = late + on_time[: len(on_time) - len(fire)]
+        reasons = []
+        if late:
+            reasons.append(f"more than {case.grace:.15g} s late (misfire policy skip)")
+        if len(fire) < len(on_time):
+            reasons.append(f"beyond the catch-up limit of {case.limit} slots")
+        reason = "; ".join(reasons)
     else:
-        fire, dropped = late[-1:] + on_time, late[:-1]
-        if dropped:
+        wanted = late[-1:] + on_time
+        fire = wanted[-case.limit :]
+        dropped = due[: len(due) - len(fire)]
+        if len(fire) < len(wanted):
+            reason = f"beyond the catch-up limit of {case.limit} slots"
+        elif dropped:
             reason = f"coalesced into the run of slot {late[-1].isoformat()}"
     return Plan(
         fire=tuple(fire),
@@ -307,10 +317,12 @@ def test_long_backlogs_still_fire_the_right_slots_and_find_the_next(case):
         dropped_last, newest_late = latest(case.spec, case.tz, bound, 2, MIN)
         first_on_time = max(cutoff, case.next_slot) - TINY
         on_time = brute_force(case.spec, first_on_time, case.horizon, case.tz)
-        if case.policy == COALESCE:
-            fire = [newest_late, *on_time]
-        else:
-            fire, dropped_last = on_time, newest_late
+        wanted = [newest_late, *on_time] if case.policy == COALESCE else on_time
+        if case.policy == SKIP:
+            dropped_last = newest_late
+        fire = wanted[-case.limit :]
+        if len(fire) < len(wanted):  # the limit dropped the oldest of those too
+            dropped_last = wanted[len(wanted) - len(fire) - 1]
     assert list(result.fire) == fire
     assert result.next_slot == case.expected_next()
     assert result.first_dropped == case.next_slot
@@ -363,8 +375,66 @@ def test_the_skip_reason_shows_the_grace_period_as_written(grace, shown):
     slot = utc(2026, 3, 2, 8, 5)
     now = slot + timedelta(seconds=grace + 1)
     result = plan(CronExpression.parse("*/5 * * * *"), ZoneInfo("UTC"), slot, now,
-                  policy=SKIP, grace=grace, limit=1)  # fmt: skip
+                  policy=SKIP, grace=grace, limit=10**6)  # fmt: skip
     assert result.reason == f"more than {shown} s late (misfire policy skip)"
+
+
+# --- the limit under skip and coalesce ---------------------------------------
+
+HOURLY = CronExpression.parse("0 * * * *")
+DOWN_FROM = utc(2026, 3, 2, 0, 0)  # the first unhandled slot
+BACK_AT = utc(2026, 3, 2, 10, 30)  # slots 00:00 to 10:00 are due
+LIMITED = "beyond the catch-up limit of {} slots"
+COALESCED = "coalesced into the run of slot"
+
+
+SKIP_5H = "more than 18000 s late (misfire policy skip)"
+
+
+@pytest.mark.parametrize(
+    ("policy", "grace", "limit", "fire_hours", "dropped", "reason"),
+    [
+        # Grace 5 h: 06:00 to 10:00 are on time (5 slots), 00:00 to 05:00 late (6).
+        (SKIP, 5 * 3600, 3, (8, 9, 10), 8, f"{SKIP_5H}; {LIMITED.format(3)}"),
+        (SKIP, 5 * 3600, 5, (6, 7, 8, 9, 10), 6, SKIP_5H),
+        (SKIP, 86400, 2, (9, 10), 9, LIMITED.format(2)),
+        # The coalesced run (05:00) is the first to go when on-time slots fill it.
+        (COALESCE, 5 * 3600, 5, (6, 7, 8, 9, 10), 6, LIMITED.format(5)),
+        (
+            COALESCE,
+            5 * 3600,
+            6,
+            (5, 6, 7, 8, 9, 10),
+            5,
+            f"{COALESCED} 2026-03-02T05:00:00+00:00",
+        ),
+        (COALESCE, 86400, 4, (7, 8, 9, 10), 7, LIMITED.format(4)),
+    ],
+)
+def test_the_limit_holds_under_skip_and_coalesce(
+    policy, grace, limit, fire_hours, dropped, reason
+):
+    result = plan(HOURLY, ZoneInfo("UTC"), DOWN_FROM, BACK_AT,
+                  policy=policy, grace=grace, limit=limit)  # fmt: skip
+    assert result.fire == tuple(utc(2026, 3, 2, h) for h in fire_hours)
+    assert result.dropped == dropped
+    assert result.first_dropped == DOWN_FROM
+    assert result.last_dropped == utc(2026, 3, 2, fire_hours[0] - 1)
+    assert result.reason == reason
+
+
+@pytest.mark.parametrize("policy", [SKIP, COALESCE])
+def test_a_year_of_minutes_within_grace_is_leapt_over_not_listed(policy):
+    # Every slot is on time: without the limit, half a million runs at once.
+    every_minute, now = CronExpression.parse("* * * * *"), utc(2026, 3, 1, 0, 0)
+    result = plan(every_minute, ZoneInfo("UTC"), utc(2025, 3, 1), now,
+                  policy=policy, grace=400 * 86400, limit=2)  # fmt: skip
+    assert result.fire == (utc(2026, 2, 28, 23, 59), now)
+    assert result.dropped >= SCAN_LIMIT
+    assert result.first_dropped == utc(2025, 3, 1)
+    assert result.last_dropped == utc(2026, 2, 28, 23, 58)
+    assert result.reason == "beyond the catch-up limit of 2 slots"
+    assert result.next_slot == now + MINUTE
 
 
 def test_nothing_is_due_before_the_next_slot():
