@@ -32,6 +32,7 @@ from django.utils import timezone
 from geartrain.conf import Settings, get_settings
 from geartrain.queue.notify import Listener, listener_for
 from geartrain.scheduler import ticker
+from geartrain.worker.forking import unblock_stop_signals
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ class Scheduler:
             (signal.SIGINT, sigint),
         ):
             self._previous[signum] = signal.signal(signum, handler)
+        # Forked by a worker with them blocked (geartrain.worker.forking): one sent
+        # meanwhile arrives now, to these handlers.
+        unblock_stop_signals()
 
     # Main loop -------------------------------------------------------------------
 

@@ -35,8 +35,9 @@ from geartrain.pipelines import errors, hooks, starts
 from geartrain.queue import PROMOTE_BATCH, Claimed, SuccessAck, get_strategy
 from geartrain.registry import registry
 from geartrain.tasks import timeout as task_timeout
-from geartrain.worker import outcomes
+from geartrain.worker import outcomes, slots
 from geartrain.worker.executor import Outcome, execute
+from geartrain.worker.forking import unblock_stop_signals
 from geartrain.worker.prefetch import Prefetch
 from geartrain.worker.wake import Wake
 
@@ -85,8 +86,10 @@ class Child:
         self.needs_recovery = False
         self.next_promote = 0.0
         self.strategy = get_strategy(conf.DATABASE)
-        # Where the database wakes idle children itself (NOTIFY), siblings need not.
-        self.wake = None if self.strategy.supports_notify else wake
+        self.wake = wake
+        # Where the database wakes idle children itself (NOTIFY), siblings need not
+        # poke each other: the pipe then only carries the supervisor's stop.
+        self.siblings = None if self.strategy.supports_notify else wake
         self.prefetch = Prefetch(self.strategy, self.owner, SLOW_BATCH)
 
     def _on_term(self, signum: int, frame: Any) -> None:
@@ -97,6 +100,7 @@ class Child:
         signal.signal(signal.SIGTERM, self._on_term)
         # Ctrl-C reaches the whole process group; the supervisor decides for us.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        unblock_stop_signals()  # a SIGTERM sent while we were forked arrives now
         failures = 0
         try:
             while not self.stopping and not self._recycle_due():
@@ -125,10 +129,13 @@ class Child:
         return EXIT_RECYCLE if self._recycle_due() else EXIT_OK
 
     def _wait(self) -> None:
-        if self.wake is not None:
-            self.wake.wait(self.conf.POLL_INTERVAL)
-        else:
-            self.strategy.wait_for_work(self.conf.POLL_INTERVAL)
+        timeout = self.conf.POLL_INTERVAL
+        if self.wake is None:
+            self.strategy.wait_for_work(timeout)
+        elif self.siblings is not None:
+            self.siblings.wait(timeout)
+        elif not self.strategy.wait_for_work(timeout, [self.wake.fileno()]):
+            self.wake.take()  # woken by the pipe (a stop), not by a NOTIFY
 
     def _recycle_due(self) -> bool:
         return self.max_jobs is not None and self.done >= self.max_jobs
@@ -257,8 +264,7 @@ class Child:
             self.finishes.append((job, fields))
             self.done += 1
             return
-        self.slot[0] = float(job.pk)
-        self.slot[1] = time.time() + limit if limit else 0.0
+        slots.running(self.slot, job.pk, time.time() + limit if limit else 0.0)
         if result is not None:
             try:
                 compat.task_started.send(
@@ -267,8 +273,7 @@ class Child:
             except Exception:
                 logger.exception("A task_started receiver failed for job id=%s", job.pk)
         outcome = execute(job, result)
-        self.slot[1] = 0.0
-        self.slot[0] = 0.0
+        slots.idle(self.slot)
         self.done += 1
         self._record(job, outcome)
 
@@ -333,8 +338,8 @@ class Child:
                 )
             self.finishes = []
             self.ahead, self.ahead_steps = written.claimed, written.started_steps
-            if written.started and self.wake is not None:
-                self.wake.poke()  # the new stage's jobs are ready for the siblings too
+            if written.started and self.siblings is not None:
+                self.siblings.poke()  # the new stage is theirs too
         step_errors, self.step_errors = self.step_errors, []
         for step_run_id, error, details in step_errors:
             errors.handle(step_run_id, error, details)

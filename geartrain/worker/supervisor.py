@@ -29,8 +29,9 @@ from django.db import connections
 
 from geartrain.conf import Settings
 from geartrain.scheduler.loop import Scheduler
-from geartrain.worker import lifecycle
+from geartrain.worker import lifecycle, slots
 from geartrain.worker.child import EXIT_OK, EXIT_RECYCLE, Child
+from geartrain.worker.forking import stop_signals_blocked
 from geartrain.worker.wake import Wake
 
 logger = logging.getLogger(__name__)
@@ -135,9 +136,8 @@ class Supervisor:
             self.stopping = True
             self.stop_deadline = time.monotonic() + self.shutdown_timeout
             self._signal_children(signal.SIGTERM)
-            if (
-                self.wake is not None
-            ):  # idle children see the stop now, not after a poll
+            # Idle children see the stop now, not after a poll.
+            if self.wake is not None:
                 self.wake.poke(len(self.children))
         else:
             logger.warning("Worker %s forced to stop", self.worker_id)
@@ -171,7 +171,7 @@ class Supervisor:
         if self.with_scheduler:
             self._spawn_scheduler()
         for _ in range(self.concurrency):
-            self._spawn()
+            self._spawn()  # none once stopping: see _spawn
         while self.children or self.unrecovered or self.scheduler is not None:
             if not self.children:
                 self._retry_recoveries()
@@ -213,8 +213,14 @@ class Supervisor:
             ),
             daemon=False,
         )
-        process.start()
-        self.children.append(ChildHandle(process=process, slot=slot))
+        # Blocked from the last look at self.stopping until the child is in
+        # self.children and has its own handler (Child.run): a stop that arrives
+        # meanwhile is handled after, and reaches the new child too.
+        with stop_signals_blocked():
+            if self.stopping:
+                return
+            process.start()
+            self.children.append(ChildHandle(process=process, slot=slot))
 
     def _spawn_scheduler(self) -> None:
         connections.close_all()
@@ -225,8 +231,11 @@ class Supervisor:
             args=(self.conf, os.getpid()),
             daemon=False,
         )
-        process.start()
-        self.scheduler = process
+        with stop_signals_blocked():  # as for a child (_spawn)
+            if self.stopping:
+                return
+            process.start()
+            self.scheduler = process
         logger.info("Worker %s started scheduler pid=%s", self.worker_id, process.pid)
 
     def _collect_scheduler(self) -> None:
@@ -293,7 +302,7 @@ class Supervisor:
         return True
 
     def _recover(self, handle: ChildHandle, code: int) -> bool:
-        running = int(handle.slot[0])
+        running = slots.running_job(handle.slot)
         if handle.timed_out_job:
             reason = (
                 f"Job {handle.timed_out_job} exceeded its timeout; worker child "
@@ -327,9 +336,11 @@ class Supervisor:
     def _enforce_timeouts(self) -> None:
         now = time.time()
         for handle in self.children:
-            deadline = handle.slot[1]
-            if deadline and now > deadline and not handle.timed_out_job:
-                handle.timed_out_job = int(handle.slot[0])
+            if handle.timed_out_job:
+                continue  # killed already
+            overdue = slots.overdue_job(handle.slot, now)
+            if overdue is not None:
+                handle.timed_out_job = overdue
                 logger.error(
                     "Job id=%s exceeded its timeout; killing child pid=%s",
                     handle.timed_out_job,

@@ -11,7 +11,8 @@ read end; a child whose outcomes started a stage writes one byte per sibling aft
 commit, and the supervisor writes one per child when it stops (idle children see the
 stop at once). A byte nobody was waiting for only makes a later wait return at once:
 one claim that may find nothing. Work made ready by other processes (a web request's
-enqueue) is still found by polling.
+enqueue) is still found by polling. On PostgreSQL, where ``NOTIFY`` wakes idle children,
+the pipe only carries the supervisor's stop: a child waits on both.
 """
 
 from __future__ import annotations
@@ -30,14 +31,22 @@ class Wake:
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
 
+    def fileno(self) -> int:
+        """The read end, for a caller that waits on other descriptors too."""
+        return self._read
+
     def wait(self, timeout: float) -> bool:
         """Block up to ``timeout`` seconds or until poked; whether it was poked."""
         ready, _, _ = select.select([self._read], [], [], max(0.0, timeout))
         if not ready:
             return False
-        with contextlib.suppress(BlockingIOError):  # a sibling took the byte
-            os.read(self._read, 1)
+        self.take()
         return True
+
+    def take(self) -> None:
+        """Consume one poke, if one is waiting (never blocks)."""
+        with contextlib.suppress(BlockingIOError):  # none, or a sibling took it
+            os.read(self._read, 1)
 
     def poke(self, count: int | None = None) -> None:
         """Wake ``count`` idle children, by default the siblings of the caller.

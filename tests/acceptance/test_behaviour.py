@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import signal
+import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
 from django.utils import timezone
 
 from geartrain.models import Job, JobStatus
@@ -181,3 +184,48 @@ def test_worker_registers_and_unregisters(start_worker: WorkerFactory):
     worker.signal(signal.SIGTERM)
     assert worker.wait() == 0
     assert not WorkerProcess.objects.exists()
+
+
+def test_an_idle_worker_stops_at_once_whatever_its_poll_interval(
+    start_worker: WorkerFactory,
+):
+    # On PostgreSQL idle children wait on LISTEN: the supervisor's stop reaches them
+    # through the wake pipe they also wait on, not after POLL_INTERVAL (60 s here;
+    # SHUTDOWN_TIMEOUT is 10 s in the tests).
+    worker = start_worker.start(
+        "worker", "--concurrency", "2", settings={"POLL_INTERVAL": 60}
+    )
+    worker.wait_for_children(2)
+    time.sleep(0.5)  # both children idle, waiting
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=8) == 0
+
+
+def _first_child(worker: Any) -> None:
+    """Return as soon as the worker has forked a child (polled without sleeping)."""
+    deadline = time.monotonic() + 30
+    while not worker.children():
+        assert time.monotonic() < deadline, "the worker forked no child"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--concurrency", "4"),
+        ("--concurrency", "8"),
+        ("--concurrency", "2", "--with-scheduler"),
+    ],
+)
+def test_a_stop_while_children_are_forked_reaches_every_one(
+    start_worker: WorkerFactory, args: tuple[str, ...]
+):
+    # SIGTERM lands while the supervisor forks its children: one still running the
+    # supervisor's inherited handler, or not forked yet, used to miss it and serve
+    # on until SHUTDOWN_TIMEOUT (10 s in the tests) ran out and it was killed.
+    worker = start_worker(*args)
+    _first_child(worker)
+    worker.signal(signal.SIGTERM)
+
+    assert worker.wait(timeout=8) == 0
+    assert "exited with code -9" not in worker.log_text()

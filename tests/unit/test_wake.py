@@ -76,3 +76,11 @@ def test_a_worker_of_one_child_pokes_nobody():
 def test_a_poke_can_wake_every_child(wake):
     wake.poke(3)
     assert [wake.wait(0) for _ in range(4)] == [True, True, True, False]
+
+
+def test_take_consumes_one_poke_and_never_blocks(wake):
+    wake.poke(2)
+    wake.take()
+    assert wake.wait(0) is True  # the second byte
+    wake.take()  # nothing left: returns at once
+    assert wake.wait(0) is False
