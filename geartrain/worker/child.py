@@ -62,6 +62,7 @@ class Child:
         burst: bool = False,
         max_jobs: int | None = None,
         wake: Wake | None = None,
+        parent_pid: int | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.queues = list(queues)
@@ -70,7 +71,9 @@ class Child:
         self.burst = burst
         self.max_jobs = max_jobs
         self.owner = f"{worker_id}/{os.getpid()}"
-        self.parent_pid = os.getppid()
+        # Given by the supervisor: a supervisor killed between the fork and this line
+        # would make os.getppid() the orphan's new parent, and the child never exit.
+        self.parent_pid = os.getppid() if parent_pid is None else parent_pid
         self.stopping = False
         self.done = 0
         self.batch = 1

@@ -70,6 +70,7 @@ def _child_main(
     burst: bool,
     max_jobs: int | None,
     wake: Wake | None,
+    parent_pid: int,
 ) -> None:
     child = Child(
         worker_id=worker_id,
@@ -79,6 +80,7 @@ def _child_main(
         burst=burst,
         max_jobs=max_jobs,
         wake=wake,
+        parent_pid=parent_pid,
     )
     raise SystemExit(child.run())
 
@@ -210,6 +212,7 @@ class Supervisor:
                 self.burst,
                 self.max_jobs,
                 self.wake,
+                os.getpid(),
             ),
             daemon=False,
         )

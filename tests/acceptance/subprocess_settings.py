@@ -7,8 +7,10 @@ Used by :func:`tests.acceptance.workers.worker_env`.
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import os
+import signal
 
 from tests.settings import *  # noqa: F403
 from tests.settings import GEARTRAIN as BASE_GEARTRAIN
@@ -27,3 +29,7 @@ LOGGING = {
         }
     },
 }
+
+# A test that finds a worker's process still alive can ask it where it is stuck
+# (tests.acceptance.workers.describe): the stacks of all its threads go to its log.
+faulthandler.register(signal.SIGUSR1, all_threads=True)

@@ -27,7 +27,7 @@ from geartrain.models import (
     ScheduleDependency,
     ScheduleFire,
 )
-from tests.acceptance.workers import WorkerFactory, WorkerProcess, wait_until
+from tests.acceptance.workers import WorkerFactory, WorkerProcess, describe, wait_until
 
 T = "tests.testapp.tasks."
 Slot = tuple[int, datetime]
@@ -258,7 +258,7 @@ def test_the_scheduler_exits_when_its_worker_is_killed(start_worker: WorkerFacto
     worker.wait()
 
     gone = psutil.wait_procs(processes, timeout=20)[1] == []
-    assert gone, worker.stderr()
+    assert gone, describe(processes, worker)
     assert "its worker is gone; exiting" in worker.log_text()
 
 

@@ -97,6 +97,25 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
+def describe(processes: list[psutil.Process], worker: WorkerProcess) -> str:
+    """What became of ``processes``, for a failed assertion that they are gone.
+
+    A live one started with ``log_level`` (``subprocess_settings``) writes its threads'
+    stacks to the worker's log first, which ends the report.
+    """
+    states = []
+    for process in processes:
+        try:
+            state = process.status()
+            if state != psutil.STATUS_ZOMBIE:
+                process.send_signal(signal.SIGUSR1)
+        except psutil.NoSuchProcess:
+            state = "gone"
+        states.append(f"pid {process.pid}: {state}")
+    time.sleep(1.0)  # for the stacks to be written
+    return "\n".join([*states, worker.stderr()])
+
+
 def wait_until(
     predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition"
 ) -> Any:
