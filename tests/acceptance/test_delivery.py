@@ -11,7 +11,7 @@ from django.db import connection
 
 from geartrain import bulk_enqueue
 from geartrain.models import Job, JobStatus
-from tests.acceptance.workers import WorkerFactory, wait_until
+from tests.acceptance.workers import WorkerFactory, assert_exit, wait_until
 from tests.testapp import tasks
 
 
@@ -142,11 +142,7 @@ def test_orphaned_children_exit_when_the_supervisor_dies(start_worker: WorkerFac
     children = worker.wait_for_children(2)
     worker.signal(signal.SIGKILL)
     worker.wait()
-    wait_until(
-        lambda: not any(c.is_running() and c.status() != "zombie" for c in children),
-        15,
-        "orphaned children to exit",
-    )
+    assert_exit(children, worker, 15)
 
 
 @pytest.mark.parametrize("max_jobs", [5])

@@ -27,7 +27,12 @@ from geartrain.models import (
     ScheduleDependency,
     ScheduleFire,
 )
-from tests.acceptance.workers import WorkerFactory, WorkerProcess, describe, wait_until
+from tests.acceptance.workers import (
+    WorkerFactory,
+    WorkerProcess,
+    assert_exit,
+    wait_until,
+)
 
 T = "tests.testapp.tasks."
 Slot = tuple[int, datetime]
@@ -257,8 +262,7 @@ def test_the_scheduler_exits_when_its_worker_is_killed(start_worker: WorkerFacto
     worker.signal(signal.SIGKILL)  # the supervisor only
     worker.wait()
 
-    gone = psutil.wait_procs(processes, timeout=20)[1] == []
-    assert gone, describe(processes, worker)
+    assert_exit(processes, worker, 20)
     assert "its worker is gone; exiting" in worker.log_text()
 
 

@@ -97,6 +97,26 @@ class WorkerProcess:
         return self.log.read_text(errors="replace")
 
 
+def exited(processes: list[psutil.Process]) -> bool:
+    """Whether every one of ``processes`` has exited (a zombie has: only unreaped)."""
+    for process in processes:
+        with suppress(psutil.NoSuchProcess):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                return False
+    return True
+
+
+def assert_exit(
+    processes: list[psutil.Process], worker: WorkerProcess, timeout: float
+) -> None:
+    """Wait up to ``timeout`` s for ``processes`` to exit, else fail saying why."""
+    deadline = time.monotonic() + timeout
+    while not exited(processes):
+        if time.monotonic() > deadline:
+            raise AssertionError(describe(processes, worker))
+        time.sleep(0.05)
+
+
 def describe(processes: list[psutil.Process], worker: WorkerProcess) -> str:
     """What became of ``processes``, for a failed assertion that they are gone.
 
