@@ -30,19 +30,17 @@ from geartrain.worker.supervisor import _child_main
 fork = multiprocessing.get_context("fork")
 
 
-def _terminated_before_run() -> None:
-    os.kill(os.getpid(), signal.SIGTERM)  # as a supervisor stopping meanwhile would
+def _serve(supervisor: int) -> None:
+    """What the supervisor forks a child to do: serve ``default`` until told not to."""
     slot = fork.RawArray("d", 2)
     _child_main(
-        "forking-test",
-        ["default"],
-        slot,
-        get_settings(),
-        False,
-        None,
-        None,
-        os.getppid(),
+        "test", ["default"], slot, get_settings(), False, None, None, supervisor
     )
+
+
+def _terminated_before_run() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)  # as a supervisor stopping meanwhile would
+    _serve(os.getppid())
 
 
 def test_a_sigterm_sent_while_a_child_is_forked_stops_it_cleanly():
@@ -62,18 +60,8 @@ def test_a_sigterm_sent_while_a_child_is_forked_stops_it_cleanly():
 def _started_after_its_supervisor_died(supervisor: int, report: int) -> None:
     while os.getppid() == supervisor:  # a slow start: the supervisor is killed first
         time.sleep(0.01)
-    slot = fork.RawArray("d", 2)
     try:
-        _child_main(
-            "orphan-test",
-            ["default"],
-            slot,
-            get_settings(),
-            False,
-            None,
-            None,
-            supervisor,
-        )
+        _serve(supervisor)
     except SystemExit as exit:
         os.write(report, str(exit.code).encode())
         raise
