@@ -11,6 +11,9 @@ DB = os.environ.get("GEARTRAIN_TEST_DB", "sqlite")
 SECRET_KEY = "tests-only-not-secret"
 DEBUG = False
 USE_TZ = True
+# Every admin test logs a user in; PBKDF2's million-odd rounds cost up to a second
+# each on a slow machine. Django's own advice for test settings.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["*"]
 ROOT_URLCONF = "tests.urls"
