@@ -25,14 +25,13 @@ def worker_env(
     """Environment that points a subprocess at the database the tests use.
 
     ``settings``: ``GEARTRAIN`` entries to override in the subprocess; ``log_level``:
-    the level of its ``geartrain`` loggers (see ``subprocess_settings.py`` here).
+    the level of its ``geartrain`` loggers (see ``subprocess_settings.py`` here, which
+    also makes the process write its stacks on SIGUSR1).
     """
     env = dict(os.environ)
-    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    if settings or log_level:
-        env["DJANGO_SETTINGS_MODULE"] = "tests.acceptance.subprocess_settings"
-        env["GEARTRAIN_OVERRIDES"] = json.dumps(settings or {})
-        env["GEARTRAIN_LOG_LEVEL"] = log_level or "WARNING"
+    env["DJANGO_SETTINGS_MODULE"] = "tests.acceptance.subprocess_settings"
+    env["GEARTRAIN_OVERRIDES"] = json.dumps(settings or {})
+    env["GEARTRAIN_LOG_LEVEL"] = log_level or "WARNING"
     env["PYTHONPATH"] = str(ROOT)
     env["GEARTRAIN_MARKS"] = str(marks)
     name = str(connection.settings_dict["NAME"])
@@ -83,14 +82,20 @@ class WorkerProcess:
             os.killpg(self.pid, signal.SIGKILL)
 
     def wait(self, timeout: float = 60.0) -> int:
+        """The exit status; fails with the log and every process's stacks on timeout."""
         try:
             return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as late:
+            with suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGUSR1)
+            time.sleep(1.0)  # for the stacks to be written
             self.kill_group()
-            raise
+            raise AssertionError(
+                f"The worker did not exit within {timeout} s. Its log:\n{self.stderr()}"
+            ) from late
 
     def stderr(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:]
+        return self.log.read_text(errors="replace")[-20000:]
 
     def log_text(self) -> str:
         """Everything the process logged so far."""
