@@ -1,39 +1,45 @@
 # shellcheck shell=bash
-# Python 3.12 discovery and the two virtualenvs. Sourced by ./dev.
+# Python discovery and the three virtualenvs. Sourced by ./dev.
 
 MAIN_VENV="$ROOT/.venv"
 DJ52_VENV="$ROOT/.venv-dj52"
-# Bump to force a reinstall of both virtualenvs on every machine.
+PY313_VENV="$ROOT/.venv-py313"
+# Bump to force a reinstall of every virtualenv on every machine.
 INSTALL_RECIPE_VERSION=1
 STAMP_NAME=".dev-install-stamp"
 
-is_python312() {
-    [[ -n $1 && -x $1 ]] && "$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null
+# is_python VERSION PATH : PATH runs Python VERSION (e.g. 3.12).
+is_python() {
+    [[ -n $2 && -x $2 ]] &&
+        "$2" -c "import sys; sys.exit('%d.%d' % sys.version_info[:2] != '$1')" 2>/dev/null
 }
 
-# find_python312 -> path of a Python 3.12 interpreter (GEARTRAIN_PYTHON overrides).
-find_python312() {
-    local candidates=() pyenv_root=${PYENV_ROOT:-$HOME/.pyenv} candidate
-    if [[ -n ${GEARTRAIN_PYTHON:-} ]]; then
-        is_python312 "$GEARTRAIN_PYTHON" ||
-            die "GEARTRAIN_PYTHON=${GEARTRAIN_PYTHON} is not a Python 3.12 interpreter: point it at python3.12 or unset it"
-        printf '%s' "$GEARTRAIN_PYTHON"
+# find_python VERSION -> path of a Python VERSION interpreter. GEARTRAIN_PYTHON
+# overrides it for 3.12, GEARTRAIN_PYTHON313 for 3.13.
+find_python() {
+    local version=$1 candidates=() pyenv_root=${PYENV_ROOT:-$HOME/.pyenv} candidate
+    local override=GEARTRAIN_PYTHON
+    [[ $version == 3.12 ]] || override=GEARTRAIN_PYTHON${version//./}
+    if [[ -n ${!override:-} ]]; then
+        is_python "$version" "${!override}" ||
+            die "${override}=${!override} is not a Python ${version} interpreter: point it at python${version} or unset it"
+        printf '%s' "${!override}"
         return 0
     fi
     if command -v pyenv >/dev/null; then
-        candidates+=("$(PYENV_VERSION=3.12 pyenv which python3.12 2>/dev/null || true)")
+        candidates+=("$(PYENV_VERSION=$version pyenv which "python${version}" 2>/dev/null || true)")
     fi
     while IFS= read -r candidate; do
         candidates+=("$candidate")
-    done < <(compgen -G "$pyenv_root/versions/3.12*/bin/python3.12" | sort -V -r)
-    candidates+=("$(command -v python3.12 || true)" "$(command -v python3 || true)")
+    done < <(compgen -G "$pyenv_root/versions/${version}*/bin/python${version}" | sort -V -r)
+    candidates+=("$(command -v "python${version}" || true)" "$(command -v python3 || true)")
     for candidate in "${candidates[@]}"; do
-        if is_python312 "$candidate"; then
+        if is_python "$version" "$candidate"; then
             printf '%s' "$candidate"
             return 0
         fi
     done
-    die "no Python 3.12 found (tried pyenv, $pyenv_root/versions/3.12*, python3.12, python3): install it with 'pyenv install 3.12' or set GEARTRAIN_PYTHON=/path/to/python3.12"
+    die "no Python ${version} found (tried pyenv, $pyenv_root/versions/${version}*, python${version}, python3): install it with 'pyenv install ${version}' or set ${override}=/path/to/python${version}"
 }
 
 # install_stamp VENV SPEC... -> hash of everything that decides what VENV holds.
@@ -60,13 +66,13 @@ pip_quiet() {
     return "$rc"
 }
 
-# ensure_venv VENV SPEC... : create VENV with Python 3.12 and pip-install SPEC into it,
-# unless the stamp says the same SPEC is already installed from the same files.
+# ensure_venv VENV VERSION SPEC... : create VENV with Python VERSION and pip-install SPEC
+# into it, unless the stamp says the same SPEC is already installed from the same files.
 ensure_venv() {
-    local venv=$1 python stamp start
-    shift
-    if ! is_python312 "$venv/bin/python"; then
-        python=$(find_python312)
+    local venv=$1 version=$2 python stamp start
+    shift 2
+    if ! is_python "$version" "$venv/bin/python"; then
+        python=$(find_python "$version")
         log "creating ${venv#"$ROOT"/} with ${python}"
         "$python" -m venv --clear "$venv"
     fi
@@ -88,13 +94,20 @@ ensure_venv() {
 }
 
 ensure_main_venv() {
-    with_lock venv ensure_venv "$MAIN_VENV" \
+    with_lock venv ensure_venv "$MAIN_VENV" 3.12 \
         -e "${ROOT}[postgresql,mysql,yaml]" -r "$ROOT/requirements/django61.txt" \
         --group "$ROOT/pyproject.toml:test" --group "$ROOT/pyproject.toml:lint"
 }
 
 ensure_dj52_venv() {
-    with_lock venv-dj52 ensure_venv "$DJ52_VENV" \
+    with_lock venv-dj52 ensure_venv "$DJ52_VENV" 3.12 \
         -e "${ROOT}[postgresql,yaml]" -r "$ROOT/requirements/django52.txt" \
+        --group "$ROOT/pyproject.toml:test"
+}
+
+# The newest supported Python, with the newest Django: the Django 6.1 + sqlite entry.
+ensure_py313_venv() {
+    with_lock venv-py313 ensure_venv "$PY313_VENV" 3.13 \
+        -e "${ROOT}[yaml]" -r "$ROOT/requirements/django61.txt" \
         --group "$ROOT/pyproject.toml:test"
 }
