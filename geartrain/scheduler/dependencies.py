@@ -30,11 +30,21 @@ SKIP = "skip"
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """``fire``, ``hold`` (until ``recheck_at``) or ``skip``, and why."""
+    """``fire``, ``hold`` (until ``recheck_at``) or ``skip``, and why.
+
+    ``after``: for ``fire``, the latest finish of a dependee run it relied on. That run
+    may have finished after the tick read its clock; the start is stamped no earlier
+    (:func:`start_time`), or the same run would release the next slot too.
+    """
 
     action: str
     reason: str = ""
     recheck_at: datetime | None = None
+    after: datetime | None = None
+
+    def start_time(self, now: datetime) -> datetime:
+        """When a slot fired on this verdict at ``now`` counts as started."""
+        return now if self.after is None else max(now, self.after)
 
 
 def check(schedule: Schedule, now: datetime) -> Verdict:
@@ -47,13 +57,16 @@ def check(schedule: Schedule, now: datetime) -> Verdict:
         .select_related("dependee")
         .order_by("dependee__name")
     )
+    after: datetime | None = None
     for dep in deps:
         if dep.future and (since is None or since < dep.changed_at):
             continue
         verdict = _one(dep, since, now)
         if verdict.action != FIRE:
             return verdict
-    return Verdict(FIRE)
+        if verdict.after is not None and (after is None or verdict.after > after):
+            after = verdict.after
+    return Verdict(FIRE, after=after)
 
 
 def _one(dep: ScheduleDependency, since: datetime | None, now: datetime) -> Verdict:
@@ -65,15 +78,16 @@ def _one(dep: ScheduleDependency, since: datetime | None, now: datetime) -> Verd
     if since is not None:
         finished = finished.filter(finished_at__gt=since)
     latest = finished.order_by("-finished_at", "-id").first()
+    seen = None if latest is None else latest.finished_at
     if latest is not None and latest.status == FireStatus.SUCCEEDED:
-        return Verdict(FIRE)
+        return Verdict(FIRE, after=seen)
     if latest is not None and dep.on_failure == OnFailure.WAIT and _on_itself(dep):
         # Only a new run of this schedule could succeed, and it is the one waiting:
         # on itself, "wait" means "wait until the previous run finished", however.
-        return Verdict(FIRE)
+        return Verdict(FIRE, after=seen)
     name = dependee.name
     if latest is not None and dep.on_failure == OnFailure.RUN:
-        return Verdict(FIRE)
+        return Verdict(FIRE, after=seen)
     if latest is not None and dep.on_failure == OnFailure.SKIP:
         return Verdict(
             SKIP,

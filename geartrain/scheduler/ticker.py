@@ -228,6 +228,7 @@ def _advance(
         _record_dropped(schedule, plan, now)
         report.skipped += plan.dropped
     slots, next_slot = list(plan.fire), plan.next_slot
+    started = now  # what the fires' fired_at and last_fired_at say
     if has_deps and slots:
         # One slot at a time: each start needs a new run of what it depends on.
         if len(slots) > 1:
@@ -244,16 +245,17 @@ def _advance(
             _write(schedule, next_slot, next_slot, slots[0], fired=0)
             return
         slots = slots[:1]
+        started = verdict.start_time(now)
     fired = 0
     for slot in slots:
-        row = firing.fire(schedule, slot, kind=FireKind.CRON, now=now)
+        row = firing.fire(schedule, slot, kind=FireKind.CRON, now=started)
         if row is not None and row.job_id is None and row.pipeline_run_id is None:
             report.skipped += 1
         elif row is not None:
             fired += 1
     report.fired += fired
     last = slots[-1] if slots else plan.last_dropped
-    _write(schedule, next_slot, next_slot, last, fired, now=now)
+    _write(schedule, next_slot, next_slot, last, fired, now=started)
 
 
 def _record_dropped(schedule: Schedule, plan: misfire.Plan, now: datetime) -> None:

@@ -124,6 +124,26 @@ def test_b_is_held_until_a_succeeds_then_runs_once():
     assert state(b)[2] == "waiting for the run of schedule 'A'"
 
 
+def test_a_run_that_finished_during_the_tick_releases_b_once():
+    # A tick reads the clock, then the dependee's outcome: a run of A written in
+    # between finished "after" the tick's instant. B's start is stamped no earlier
+    # than that finish, so the same run of A cannot release B's next slot too.
+    a, b = make("A"), make("B")
+    depends(b, a)
+    ticker.tick(at(5))  # A fires; B waits
+    finish(a, JobStatus.SUCCEEDED, at(6) + SECOND)  # written after the next tick began
+    ticker.tick(at(6))
+
+    assert fired(b) == [at(5)]
+    started = Schedule.objects.get(pk=b.pk).last_fired_at
+    assert started == at(6) + SECOND
+    assert b.fires.get().fired_at == started
+
+    ticker.tick(at(10) + SECOND)  # A fires its 08:10 slot; B's waits for that run
+    assert fired(b) == [at(5)]
+    assert state(b)[2] == "waiting for the run of schedule 'A'"
+
+
 def test_while_a_runs_b_rechecks_after_dependency_recheck():
     a, b = make("A"), make("B")
     depends(b, a)
