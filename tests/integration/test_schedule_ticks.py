@@ -7,6 +7,7 @@ are checked without waiting. The jobs and runs it creates are real rows.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -126,30 +127,46 @@ def test_skip_drops_late_slots_and_keeps_those_within_grace():
     assert schedule.next_slot == BASE + timedelta(hours=1, minutes=5)
 
 
-def test_skip_fires_no_more_than_the_limit_of_slots_within_grace():
-    schedule = every_5_minutes(misfire="skip", grace_seconds=1800, catch_up_limit=2)
-    ticker.tick(BASE + timedelta(hours=1, seconds=30))  # 08:35 to 09:00 within grace
-    assert fired_slots(schedule) == [BASE + timedelta(minutes=m) for m in (55, 60)]
-    skipped = schedule.fires.get(status=FireStatus.SKIPPED)
-    assert skipped.slot == BASE + timedelta(minutes=50)
-    assert skipped.reason == (
-        "10 slots from 2026-03-02T08:05:00+00:00 to 2026-03-02T08:50:00+00:00 "
-        "more than 1800 s late (misfire policy skip); "
-        "beyond the catch-up limit of 2 slots"
-    )
+THIRTY_DAYS = BASE + timedelta(days=30)
 
 
-def test_a_backlog_past_the_scan_limit_is_counted_as_at_least():
-    schedule = every_5_minutes(misfire="coalesce", grace_seconds=60)
-    end = BASE + timedelta(days=30)
-    ticker.tick(end + timedelta(seconds=1))  # 8,640 slots, all but the last late
-    assert fired_slots(schedule) == [end - timedelta(minutes=5), end]
+@pytest.mark.parametrize(
+    ("options", "tick_at", "fired", "last_dropped", "reason"),
+    [
+        pytest.param(
+            {"misfire": "skip", "grace_seconds": 1800, "catch_up_limit": 2},
+            BASE + timedelta(hours=1, seconds=30),  # 08:35 to 09:00 within grace
+            [BASE + timedelta(minutes=m) for m in (55, 60)],
+            BASE + timedelta(minutes=50),
+            "10 slots from 2026-03-02T08:05:00+00:00 to 2026-03-02T08:50:00+00:00 "
+            "more than 1800 s late (misfire policy skip); "
+            "beyond the catch-up limit of 2 slots",
+            id="skip fires no more than the limit within grace",
+        ),
+        pytest.param(
+            {"misfire": "coalesce", "grace_seconds": 60},
+            THIRTY_DAYS + timedelta(seconds=1),  # 8,640 slots, all but the last late
+            [THIRTY_DAYS - timedelta(minutes=5), THIRTY_DAYS],
+            THIRTY_DAYS - timedelta(minutes=10),
+            "at least 2002 slots from 2026-03-02T08:05:00+00:00 to "
+            "2026-04-01T07:50:00+00:00 coalesced into the run of slot "
+            "2026-04-01T07:55:00+00:00",
+            id="a backlog past the scan limit is counted as at least",
+        ),
+    ],
+)
+def test_the_dropped_slots_of_a_backlog_are_one_skipped_fire(
+    options: dict[str, Any],
+    tick_at: datetime,
+    fired: list[datetime],
+    last_dropped: datetime,
+    reason: str,
+):
+    schedule = every_5_minutes(**options)
+    ticker.tick(tick_at)
+    assert fired_slots(schedule) == fired
     skipped = schedule.fires.get(status=FireStatus.SKIPPED)
-    assert skipped.reason == (
-        "at least 2002 slots from 2026-03-02T08:05:00+00:00 to "
-        "2026-04-01T07:50:00+00:00 coalesced into the run of slot "
-        "2026-04-01T07:55:00+00:00"
-    )
+    assert (skipped.slot, skipped.reason) == (last_dropped, reason)
 
 
 def test_coalesce_runs_once_for_the_latest_missed_slot():
