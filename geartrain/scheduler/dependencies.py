@@ -34,7 +34,7 @@ class Verdict:
 
     ``after``: for ``fire``, the latest finish of a dependee run it relied on. That run
     may have finished after the tick read its clock; the start is stamped no earlier
-    (:func:`start_time`), or the same run would release the next slot too.
+    (:meth:`start_time`), or the same run would release the next slot too.
     """
 
     action: str
