@@ -28,11 +28,19 @@ def status_of(job_id: str | int) -> str:
 def test_two_workers_run_5000_jobs_exactly_once(
     start_worker: WorkerFactory, marks: Path
 ):
+    # Both serve before the jobs exist: started after, the first to be up could run
+    # them all while the second was still starting.
+    first = start_worker("--concurrency", "2")
+    second = start_worker("--concurrency", "2")
+    first.wait_for_children(2)
+    second.wait_for_children(2)
     bulk_enqueue(tasks.record, [((str(i),), {}) for i in range(5000)])
-    first = start_worker("--burst", "--concurrency", "2")
-    second = start_worker("--burst", "--concurrency", "2")
-    assert first.wait(timeout=240) == 0, first.stderr()
-    assert second.wait(timeout=240) == 0, second.stderr()
+    done = Job.objects.filter(status=JobStatus.SUCCEEDED)
+    wait_until(lambda: done.count() == 5000, 240, "5000 jobs to succeed")
+    for worker in (first, second):
+        worker.signal(signal.SIGTERM)
+    assert first.wait() == 0, first.stderr()
+    assert second.wait() == 0, second.stderr()
 
     runs = Counter(marked(marks))
     assert len(runs) == 5000
