@@ -115,18 +115,17 @@ def assert_exit(
     processes: list[psutil.Process], worker: WorkerProcess, timeout: float
 ) -> None:
     """Wait up to ``timeout`` s for ``processes`` to exit, else fail saying why."""
-    deadline = time.monotonic() + timeout
-    while not exited(processes):
-        if time.monotonic() > deadline:
-            raise AssertionError(describe(processes, worker))
-        time.sleep(0.05)
+    try:
+        wait_until(lambda: exited(processes), timeout, "the processes to exit")
+    except AssertionError as late:
+        raise AssertionError(describe(processes, worker)) from late
 
 
 def describe(processes: list[psutil.Process], worker: WorkerProcess) -> str:
     """What became of ``processes``, for a failed assertion that they are gone.
 
-    A live one started with ``log_level`` (``subprocess_settings``) writes its threads'
-    stacks to the worker's log first, which ends the report.
+    A live one writes its threads' stacks to the worker's log first (every worker
+    subprocess does on SIGUSR1: ``subprocess_settings``), which ends the report.
     """
     states = []
     for process in processes:
